@@ -1,0 +1,299 @@
+"""``fit``: SGD on in-memory tensors with index batches, probes and divergence detection."""
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from bnlab.data import Dataset
+from bnlab.runtime import is_quick, resolve_device, seed_everything
+
+__all__ = ["fit", "fit_seeds", "History", "ProbeContext", "batch_indices"]
+
+
+@dataclass
+class ProbeContext:
+    """What a probe sees when ``fit`` calls it, just before the update of ``step``.
+
+    Attributes:
+        model: the model, in train mode.
+        step: number of SGD steps taken so far.
+        x, y: the batch the next update will use, (B, ...) and (B,).
+        lr: the learning rate.
+        loss_fn: the training loss, ``loss_fn(logits, y) -> scalar``.
+        data: the dataset (on the training device).
+    """
+
+    model: nn.Module
+    step: int
+    x: torch.Tensor
+    y: torch.Tensor
+    lr: float
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+    data: Dataset
+
+
+@dataclass
+class History:
+    """What happened during ``fit``.
+
+    Attributes:
+        steps: (E,) steps at which the model was evaluated (0 = before training).
+        test_acc, test_loss: (E,) test accuracy and mean cross-entropy at those steps.
+        train_acc: (E,) accuracy on a fixed 10k subset of the training set, or empty.
+        train_loss: (T,) the training loss of every step taken.
+        probes: name → list of whatever the probe returned, one entry per probe call.
+        probe_steps: name → steps at which the probe ran.
+        diverged: True if the loss became NaN/inf; training stopped there.
+        diverged_at: the step whose loss was first non-finite, else None.
+        config: the settings of the run (lr, batch size, seed, ...).
+        seconds: wall-clock time of the run.
+    """
+
+    steps: np.ndarray
+    test_acc: np.ndarray
+    test_loss: np.ndarray
+    train_acc: np.ndarray
+    train_loss: np.ndarray
+    probes: dict[str, list[Any]] = field(default_factory=dict)
+    probe_steps: dict[str, list[int]] = field(default_factory=dict)
+    diverged: bool = False
+    diverged_at: int | None = None
+    config: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def final_accuracy(self) -> float:
+        """Test accuracy at the last evaluation."""
+        return float(self.test_acc[-1])
+
+    def accuracy_at(self, step: int) -> float:
+        """Test accuracy at the last evaluation at or before ``step``."""
+        i = int(np.searchsorted(self.steps, step, side="right")) - 1
+        if i < 0:
+            raise ValueError(f"no evaluation at or before step {step}; evaluated at {self.steps[:5]}...")
+        return float(self.test_acc[i])
+
+    def probe(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """(steps, values) of a probe, values stacked into an array of shape (K, ...)."""
+        if name not in self.probes:
+            raise KeyError(f"no probe named {name!r}; this run recorded {sorted(self.probes)}")
+        return np.asarray(self.probe_steps[name]), np.asarray(self.probes[name])
+
+    def smoothed_train_loss(self, window: int = 100) -> tuple[np.ndarray, np.ndarray]:
+        """(steps, loss) averaged over consecutive windows of ``window`` steps."""
+        n = len(self.train_loss) // window
+        if n == 0:
+            return np.arange(1, len(self.train_loss) + 1), self.train_loss.copy()
+        loss = self.train_loss[: n * window].reshape(n, window).mean(axis=1)
+        return (np.arange(n) + 1) * window, loss
+
+    def __repr__(self) -> str:
+        state = f"diverged at step {self.diverged_at}" if self.diverged else f"final test acc {self.final_accuracy:.4f}"
+        return f"History({len(self.train_loss)} steps, {state})"
+
+
+def batch_indices(n: int, batch_size: int, steps: int, generator: torch.Generator) -> Iterable[torch.Tensor]:
+    """Yield ``steps`` index batches of size ``batch_size`` from shuffled epochs of range(n).
+
+    Each epoch is a fresh permutation; its last incomplete batch is dropped.
+    """
+    per_epoch = n // batch_size
+    if per_epoch == 0:
+        raise ValueError(f"batch_size={batch_size} is larger than the {n} training examples.")
+    given = 0
+    while given < steps:
+        perm = torch.randperm(n, generator=generator)[: per_epoch * batch_size].view(per_epoch, batch_size)
+        for row in perm[: steps - given]:
+            yield row
+        given += min(per_epoch, steps - given)
+
+
+@torch.no_grad()
+def _evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, chunk: int) -> tuple[float, float]:
+    was_training = model.training
+    model.eval()
+    correct, total_loss = 0, 0.0
+    for i in range(0, len(x), chunk):
+        logits = model(x[i:i + chunk])
+        total_loss += nn.functional.cross_entropy(logits, y[i:i + chunk], reduction="sum").item()
+        correct += (logits.argmax(1) == y[i:i + chunk]).sum().item()
+    model.train(was_training)
+    return correct / len(x), total_loss / len(x)
+
+
+def _default_progress() -> bool:
+    if is_quick():
+        return False
+    return os.environ.get("BNLAB_PROGRESS", "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+def _as_dataset(data: Dataset | Sequence[torch.Tensor]) -> Dataset:
+    if isinstance(data, Dataset):
+        return data
+    try:
+        x_train, y_train, x_test, y_test = data
+    except (TypeError, ValueError):
+        raise TypeError("data must be a bnlab.data.Dataset or a tuple (x_train, y_train, x_test, y_test)") from None
+    classes = tuple(str(c) for c in range(int(max(y_train.max(), y_test.max())) + 1))
+    return Dataset(x_train, y_train, x_test, y_test, classes, "tensors", source=None)  # type: ignore[arg-type]
+
+
+def _check_shapes(model: nn.Module, data: Dataset, batch_size: int) -> None:
+    if len(data.x_train) != len(data.y_train) or len(data.x_test) != len(data.y_test):
+        raise ValueError(
+            f"inputs and labels differ in length: train {len(data.x_train)} vs {len(data.y_train)}, "
+            f"test {len(data.x_test)} vs {len(data.y_test)}."
+        )
+    if data.y_train.dtype != torch.int64:
+        raise ValueError(f"labels must be int64 class indices, got {data.y_train.dtype}; use y.long().")
+    if batch_size < 2 and any(m.__class__.__name__.lower().find("batchnorm") >= 0 for m in model.modules()):
+        raise ValueError(
+            f"batch_size={batch_size} with batch normalization: batch statistics of one example are "
+            "undefined (the output would be β for every input). Use batch_size >= 2."
+        )
+
+
+def fit(model: nn.Module | Callable[[], nn.Module], data: Dataset | Sequence[torch.Tensor], steps: int,
+        lr: float, batch_size: int = 60, seed: int = 0, momentum: float = 0.0, weight_decay: float = 0.0,
+        eval_every: int | None = None, eval_train: bool = False,
+        probes: Mapping[str, Callable[[ProbeContext], Any]] | None = None, probe_every: int | None = None,
+        device: str | torch.device = "cpu", progress: bool | None = None,
+        loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+        eval_chunk: int = 10_000) -> History:
+    """Train ``model`` with minibatch SGD and return its ``History``.
+
+    Args:
+        model: an ``nn.Module``, or a function that builds one; a function is
+            called after seeding, so the initialisation is fixed by ``seed`` too.
+        data: a ``bnlab.data.Dataset`` (or a tuple x_train, y_train, x_test, y_test):
+            x (N, ...) float, y (N,) int64. Kept in memory; batches are index slices.
+        steps: number of SGD updates.
+        lr, momentum, weight_decay: ``torch.optim.SGD`` settings.
+        batch_size: examples per update (the paper: 60).
+        seed: seeds torch, NumPy and Python, and the batch order.
+        eval_every: evaluate test accuracy every this many steps (and at 0 and the end);
+            default: about 50 evaluations per run.
+        eval_train: also measure accuracy on a fixed 10,000-example subset of the training set.
+        probes: name → function(ProbeContext) called every ``probe_every`` steps (default
+            ``eval_every``; a probe's own ``every`` attribute wins) before that step's
+            update, and once at the end. Whatever it returns is stored in ``History.probes``.
+        device: "cpu", "cuda" or "auto".
+        progress: show a ``tqdm.auto`` bar (default: on, except in quick mode or when
+            ``BNLAB_PROGRESS=0``).
+        loss_fn: default cross-entropy.
+
+    A NaN or infinite loss stops training and sets ``History.diverged``: sweeps
+    keep going. Same seed, same model, same data → identical history on CPU.
+    """
+    if steps < 0:
+        raise ValueError(f"steps must be >= 0, got {steps}")
+    if not lr > 0:
+        raise ValueError(f"lr must be positive, got {lr}")
+    dev = resolve_device(device)
+    seed_everything(seed)
+    if not isinstance(model, nn.Module):
+        model = model()
+    data = _as_dataset(data)
+    _check_shapes(model, data, batch_size)
+    if data.x_train.device != dev:
+        data = data.to(dev)
+    model.to(dev).train()
+    loss_fn = loss_fn or nn.functional.cross_entropy
+    eval_every = eval_every or max(1, steps // 50)
+    probes = dict(probes or {})
+    probe_every = probe_every or eval_every
+    every = {name: int(getattr(fn, "every", probe_every)) for name, fn in probes.items()}
+    generator = torch.Generator().manual_seed(seed)
+    train_sub = None
+    if eval_train:
+        sub = torch.randperm(len(data.x_train), generator=torch.Generator().manual_seed(seed + 1))[:10_000].to(dev)
+        train_sub = (data.x_train[sub], data.y_train[sub])
+
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
+    losses = torch.full((steps,), float("nan"))
+    eval_steps: list[int] = []
+    test_acc: list[float] = []
+    test_loss: list[float] = []
+    train_acc: list[float] = []
+    probe_out: dict[str, list[Any]] = {name: [] for name in probes}
+    probe_at: dict[str, list[int]] = {name: [] for name in probes}
+
+    def evaluate(step: int) -> None:
+        acc, loss = _evaluate(model, data.x_test, data.y_test, eval_chunk)
+        eval_steps.append(step)
+        test_acc.append(acc)
+        test_loss.append(loss)
+        if train_sub is not None:
+            train_acc.append(_evaluate(model, *train_sub, eval_chunk)[0])
+
+    def run_probes(step: int, x: torch.Tensor, y: torch.Tensor, force: bool = False) -> None:
+        for name, fn in probes.items():
+            if force or step % every[name] == 0:
+                ctx = ProbeContext(model, step, x, y, lr, loss_fn, data)
+                probe_out[name].append(fn(ctx))
+                probe_at[name].append(step)
+
+    bar = None
+    if progress if progress is not None else _default_progress():
+        from tqdm.auto import tqdm
+        bar = tqdm(total=steps, leave=False, desc=f"fit lr={lr:g} seed={seed}", mininterval=0.5)
+
+    x_train, y_train = data.x_train, data.y_train
+    check_every = min(eval_every, 100)
+    diverged_at = None
+    start = time.perf_counter()
+    evaluate(0)
+    step = 0
+    idx = None
+    for step, idx in enumerate(batch_indices(len(x_train), batch_size, steps, generator)):
+        idx = idx.to(dev, non_blocking=True) if dev.type != "cpu" else idx
+        x, y = x_train[idx], y_train[idx]
+        if probes:
+            run_probes(step, x, y)
+        loss = loss_fn(model(x), y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        losses[step] = loss.detach()
+        done = step + 1
+        if done % check_every == 0 or done == steps:
+            window = losses[max(0, done - check_every):done]
+            if not torch.isfinite(window).all():
+                diverged_at = max(0, done - check_every) + int((~torch.isfinite(window)).nonzero()[0, 0])
+                losses = losses[: diverged_at + 1]
+                evaluate(diverged_at + 1)
+                break
+        if done % eval_every == 0 and done != steps:
+            evaluate(done)
+        if bar is not None and done % 50 == 0:
+            bar.update(50)
+    else:
+        if steps > 0:
+            evaluate(steps)
+            if probes:
+                nxt = next(batch_indices(len(x_train), batch_size, 1, generator)).to(dev)
+                run_probes(steps, x_train[nxt], y_train[nxt], force=True)
+    if bar is not None:
+        bar.close()
+    seconds = time.perf_counter() - start
+
+    config = dict(steps=steps, lr=lr, batch_size=batch_size, seed=seed, momentum=momentum,
+                  weight_decay=weight_decay, eval_every=eval_every, device=str(dev), dataset=data.name)
+    return History(
+        steps=np.asarray(eval_steps), test_acc=np.asarray(test_acc), test_loss=np.asarray(test_loss),
+        train_acc=np.asarray(train_acc), train_loss=losses.numpy().astype(np.float64),
+        probes=probe_out, probe_steps=probe_at, diverged=diverged_at is not None, diverged_at=diverged_at,
+        config=config, seconds=seconds,
+    )
+
+
+def fit_seeds(make_model: Callable[[], nn.Module], data: Dataset, seeds: Iterable[int], **kwargs) -> list[History]:
+    """``fit`` the model built by ``make_model`` once per seed (init and batch order both seeded)."""
+    return [fit(make_model, data, seed=s, **kwargs) for s in seeds]
