@@ -124,6 +124,208 @@ class BatchNorm(nn.Module):
         return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}"
 
 
+# --------------------------------------------------------------------------- noisy BN, noise, ℓp norms
+
+__all__ += ["NoisyBatchNorm", "NoiseInjection", "LpNorm", "algorithm1_noise"]
+
+def algorithm1_noise(x: torch.Tensor, mean_range: float = 0.5, scale_range: tuple[float, float] = (1.0, 1.25),
+                     mean_jitter: float = 0.1, scale_jitter: float = 0.1) -> tuple[torch.Tensor, torch.Tensor]:
+    """Draw the multiplicative and additive noise of Santurkar et al. (2018), Algorithm 1.
+
+    For each unit (channel) j: μ_j ~ U(−mean_range, mean_range) and
+    σ_j ~ U(scale_range). Then for each sample i (and, for images, each spatial
+    position, which counts as a sample) and unit j: m_ij ~ U(μ_j − mean_jitter,
+    μ_j + mean_jitter) and s_ij ~ N(σ_j, scale_jitter²). The noisy
+    activation is ``s * x + m``. Draws from torch's global RNG, so ``fit``'s seed fixes them.
+
+    Args:
+        x: (N, C) or (N, C, H, W) (or (N, C, L)); only its shape, dtype and device are used.
+
+    Returns:
+        (s, m), each the shape of x.
+    """
+    if mean_range < 0 or mean_jitter < 0 or scale_jitter < 0:
+        raise ValueError(f"noise magnitudes must be >= 0, got mean_range={mean_range}, "
+                         f"mean_jitter={mean_jitter}, scale_jitter={scale_jitter}")
+    lo, hi = scale_range
+    if hi < lo:
+        raise ValueError(f"scale_range must be (low, high) with low <= high, got {scale_range}")
+    shape = _channel_shape(x)
+    kw = dict(dtype=x.dtype, device=x.device)
+    mu = (torch.rand(shape, **kw) * 2 - 1) * mean_range
+    sigma = lo + torch.rand(shape, **kw) * (hi - lo)
+    m = mu + (torch.rand(x.shape, **kw) * 2 - 1) * mean_jitter
+    s = sigma + torch.randn(x.shape, **kw) * scale_jitter
+    return s, m
+
+
+class NoisyBatchNorm(BatchNorm):
+    """Batch norm followed by time-varying noise (Santurkar et al. 2018, Algorithm 1).
+
+    In training mode the output of batch norm (after γ and β), y, becomes
+    ``s * y + m`` with fresh noise at every call (see ``algorithm1_noise``): a
+    random non-zero mean and non-unit scale per unit that change every step,
+    plus per-sample jitter. The layer's output distribution therefore shifts
+    *more* than a plain network's, by design. Eval mode adds no noise and is
+    exactly ``BatchNorm`` with running statistics. Running statistics are those
+    of the input (the noise comes after normalization and does not enter them).
+
+    Args:
+        num_features, eps, momentum, affine: as ``BatchNorm``.
+        mean_range: μ_j ~ U(−mean_range, mean_range) (paper: 0.5).
+        scale_range: σ_j ~ U(low, high) (paper: (1, 1.25)).
+        mean_jitter: m ~ U(μ_j ± mean_jitter) per sample (paper: 0.1).
+        scale_jitter: s ~ N(σ_j, scale_jitter²) per sample (paper: 0.1).
+
+    Shapes: input (N, C) or (N, C, H, W); output the same. For images every
+    spatial position is a sample (as for the batch statistics).
+    """
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1, affine: bool = True,
+                 mean_range: float = 0.5, scale_range: tuple[float, float] = (1.0, 1.25),
+                 mean_jitter: float = 0.1, scale_jitter: float = 0.1) -> None:
+        super().__init__(num_features, eps=eps, momentum=momentum, affine=affine)
+        self.noise = dict(mean_range=mean_range, scale_range=tuple(scale_range), mean_jitter=mean_jitter,
+                          scale_jitter=scale_jitter)
+        algorithm1_noise(torch.zeros(2, num_features), **self.noise)  # validate the magnitudes now
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = super().forward(x)
+        if self.training:
+            s, m = algorithm1_noise(out, **self.noise)
+            out = s * out + m
+        return out
+
+    def extra_repr(self) -> str:
+        noise = ", ".join(f"{k}={v}" for k, v in self.noise.items())
+        return f"{super().extra_repr()}, {noise}"
+
+
+class NoiseInjection(nn.Module):
+    """The noise of ``NoisyBatchNorm`` without the normalization: the plain-net control.
+
+    Training mode: ``s * (x + b) + m`` with (s, m) from ``algorithm1_noise``;
+    eval mode: ``x + b``. The learnable per-unit bias b (zeros at first) stands
+    in for the bias that ``mlp`` drops from a Linear followed by a "norm" layer,
+    so ``mlp(norm="noise")`` in eval mode is exactly the plain network.
+
+    Args:
+        num_features: C. bias: learn b (default True).
+        mean_range, scale_range, mean_jitter, scale_jitter: as ``NoisyBatchNorm``.
+
+    Shapes: input (N, C) or (N, C, H, W); output the same.
+    """
+
+    def __init__(self, num_features: int, bias: bool = True, mean_range: float = 0.5,
+                 scale_range: tuple[float, float] = (1.0, 1.25), mean_jitter: float = 0.1,
+                 scale_jitter: float = 0.1) -> None:
+        super().__init__()
+        self.num_features = num_features
+        self.noise = dict(mean_range=mean_range, scale_range=tuple(scale_range), mean_jitter=mean_jitter,
+                          scale_jitter=scale_jitter)
+        algorithm1_noise(torch.zeros(2, num_features), **self.noise)
+        if bias:
+            self.bias = nn.Parameter(torch.zeros(num_features))
+        else:
+            self.register_parameter("bias", None)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _check_input(x, self.num_features, type(self).__name__)
+        if self.bias is not None:
+            x = x + self.bias.view(_channel_shape(x))
+        if self.training:
+            s, m = algorithm1_noise(x, **self.noise)
+            x = s * x + m
+        return x
+
+    def extra_repr(self) -> str:
+        noise = ", ".join(f"{k}={v}" for k, v in self.noise.items())
+        return f"{self.num_features}, bias={self.bias is not None}, {noise}"
+
+
+class LpNorm(nn.Module):
+    """ℓp normalization with ONE scale per layer (p = 1, 2 or ∞), affine and with running statistics.
+
+    Definition (training mode), with x of shape (N, C) and m = N (or N·H·W for images):
+
+    1. centre every unit by its batch mean: x̃_ij = x_ij − μ_j;
+    2. each unit's batch ℓp scale: ν_j = (1/m · Σ_i |x̃_ij|^p)^{1/p}
+       (p = ∞: ν_j = max_i |x̃_ij|);
+    3. one normalizer for the whole layer, the average over units: ν = (1/C) Σ_j ν_j;
+    4. y_ij = γ_j · x̃_ij / (ν + eps) + β_j.
+
+    Unlike batch norm, every unit is divided by the *same* number, so the units
+    keep their relative scales: for p = 2, ν is the mean of the units' standard
+    deviations, and ``LpNorm(2)`` equals BN only when all units have the same
+    variance. (Dividing each unit by its own batch ℓ2 norm would be BN itself,
+    up to a constant.) Eval mode uses the running mean (C,) and running scale (1,),
+    exponential averages with weight ``momentum`` as in BN.
+
+    Args:
+        num_features: C. p: 1, 2 or ``float("inf")`` (also "inf"). eps: added to ν.
+        momentum: weight of the new batch in the running averages. affine: learn γ, β.
+
+    Shapes: input (N, C) or (N, C, H, W) (or (N, C, L)); output the same.
+    """
+
+    def __init__(self, num_features: int, p: float | str = 2, eps: float = 1e-5, momentum: float = 0.1,
+                 affine: bool = True) -> None:
+        super().__init__()
+        p = float(p)
+        if p not in (1.0, 2.0, math.inf):
+            raise ValueError(f"LpNorm supports p = 1, 2 or inf, got p={p}")
+        if not 0 < momentum <= 1:
+            raise ValueError(f"momentum must be in (0, 1], got {momentum}")
+        self.num_features = num_features
+        self.p = p
+        self.eps = eps
+        self.momentum = momentum
+        self.affine = affine
+        if affine:
+            self.weight = nn.Parameter(torch.ones(num_features))
+            self.bias = nn.Parameter(torch.zeros(num_features))
+        else:
+            self.register_parameter("weight", None)
+            self.register_parameter("bias", None)
+        self.register_buffer("running_mean", torch.zeros(num_features))
+        self.register_buffer("running_scale", torch.ones(1))
+
+    def batch_statistics(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-unit batch mean (C,) and the layer's ℓp scale ν (1,) of x."""
+        dims = _reduce_dims(x)
+        mean = x.mean(dim=dims)
+        centred = (x - mean.view(_channel_shape(x))).abs()
+        if self.p == math.inf:
+            per_unit = centred.amax(dim=dims)
+        elif self.p == 1.0:
+            per_unit = centred.mean(dim=dims)
+        else:
+            per_unit = centred.pow(2).mean(dim=dims).clamp_min(1e-24).sqrt()  # finite gradient at 0
+        return mean, per_unit.mean().view(1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _check_input(x, self.num_features, type(self).__name__)
+        shape = _channel_shape(x)
+        if self.training:
+            if x.numel() // x.shape[1] < 2:
+                raise ValueError(f"LpNorm needs more than 1 value per channel in training, got input "
+                                 f"{tuple(x.shape)}; use a batch of at least 2 or model.eval().")
+            mean, scale = self.batch_statistics(x)
+            with torch.no_grad():
+                self.running_mean.mul_(1 - self.momentum).add_(mean.detach(), alpha=self.momentum)
+                self.running_scale.mul_(1 - self.momentum).add_(scale.detach(), alpha=self.momentum)
+        else:
+            mean, scale = self.running_mean, self.running_scale
+        out = (x - mean.view(shape)) / (scale + self.eps)
+        if self.affine:
+            out = out * self.weight.view(shape) + self.bias.view(shape)
+        return out
+
+    def extra_repr(self) -> str:
+        p = "inf" if self.p == math.inf else int(self.p)
+        return f"{self.num_features}, p={p}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}"
+
+
 # --------------------------------------------------------------------------- the registry
 
 def _group_norm(num_features: int, num_groups: int | None = None, **kw) -> nn.Module:
@@ -136,6 +338,11 @@ NORM_KINDS: dict[str, Callable[..., nn.Module]] = {
     "torch_bn": nn.BatchNorm1d,  # torch's own layer, for comparisons with "bn"
     "ln": lambda num_features, **kw: nn.LayerNorm(num_features, **kw),
     "gn": _group_norm,
+    "noisy_bn": NoisyBatchNorm,  # BN + Santurkar et al.'s Algorithm 1 noise
+    "noise": NoiseInjection,  # the same noise without BN (plain-net control)
+    "l1": lambda num_features, **kw: LpNorm(num_features, p=1, **kw),
+    "l2": lambda num_features, **kw: LpNorm(num_features, p=2, **kw),
+    "linf": lambda num_features, **kw: LpNorm(num_features, p=math.inf, **kw),
 }
 
 # Kinds the course plans but that this version of bnlab does not provide yet.
