@@ -1,0 +1,244 @@
+"""Homework checkers: run a student's function on random inputs against the reference.
+
+Each checker calls the student's function on a few float64 inputs (including
+the edge cases N = 2 and D = 1), compares every output with ``bnlab.functional``
+and, for backward passes, with finite differences of the forward pass, prints
+a one-line verdict and returns a ``CheckResult``::
+
+    >>> import bnlab.check
+    >>> result = bnlab.check.batchnorm_backward(my_batchnorm_backward)
+    PASS batchnorm_backward: worst relative error 3.1e-10 (dx, x of shape (8, 5)) over 4 inputs.
+    >>> result.passed
+    True
+
+Backward checkers take an optional ``forward``: by default the student's
+backward receives the cache of ``bnlab.functional.batchnorm_forward`` (a dict,
+see that module); pass your own forward function when your backward expects
+your own cache.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from bnlab import functional as F
+from bnlab.gradcheck import numerical_gradient, rel_error
+
+__all__ = ["CheckResult", "batchnorm_forward", "batchnorm_backward", "batchnorm_backward_alt",
+           "batchnorm_inference", "layernorm_forward", "layernorm_backward", "update_running_stats", "SHAPES"]
+
+#: (N, D) of the random inputs every checker uses: the edge cases N = 2 and D = 1, and two ordinary ones.
+SHAPES: tuple[tuple[int, int], ...] = ((2, 3), (4, 1), (8, 5), (32, 16))
+TOL = 1e-6
+
+
+@dataclass
+class CheckResult:
+    """The verdict of a checker.
+
+    Attributes:
+        name: what was checked (e.g. "batchnorm_backward").
+        passed: every output of every case within ``tol``.
+        worst_error: the largest relative error seen (inf if the function failed to run).
+        worst_output: which output it was in ("out", "dx", "dgamma", "dbeta", ...).
+        worst_shape: the (N, D) of that case.
+        tol: the threshold.
+        errors: (shape, output, against, error) for every comparison made.
+        message: the printed verdict.
+    """
+
+    name: str
+    passed: bool
+    worst_error: float
+    worst_output: str
+    worst_shape: tuple[int, ...] | None
+    tol: float
+    errors: list[tuple[tuple[int, ...], str, str, float]] = field(default_factory=list, repr=False)
+    message: str = ""
+
+    def __bool__(self) -> bool:
+        return self.passed
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class _Failure(Exception):
+    """The student's function crashed or returned something of the wrong kind."""
+
+
+def _inputs(n: int, d: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float]:
+    """x (N, D), gamma (D,), beta (D,), dout (N, D) in float64, and a finite-difference step h.
+
+    For N = 2 the two values of a feature always normalize to about ±1, so
+    ∂y/∂x is ~ε/σ² tiny unless the batch variance σ² is comparable to ε: there
+    x has spread ~√ε (and h shrinks with it), the regime where ε matters and
+    relative errors mean something.
+    """
+    rng = np.random.default_rng(seed)
+    scale = 3e-3 if n == 2 else 1.0
+    x = 1.0 + 3.0 * scale * rng.standard_normal((n, d))
+    if n == 2:
+        x[1] = x[0] + rng.choice([-1.0, 1.0], size=d) * rng.uniform(1.0, 3.0, size=d) * scale
+    return x, rng.standard_normal(d), rng.standard_normal(d), rng.standard_normal((n, d)), 1e-3 * scale
+
+
+def _call(fn: Callable[..., Any], *args: Any) -> Any:
+    try:
+        return fn(*(a.copy() if isinstance(a, np.ndarray) else a for a in args))
+    except Exception as exc:  # the student's code: report, don't crash the notebook
+        raise _Failure(f"raised {type(exc).__name__}: {exc}") from exc
+
+
+def _as_outputs(value: Any, names: Sequence[str], shapes: Sequence[tuple[int, ...]]) -> list[np.ndarray]:
+    if len(names) == 1:
+        value = (value,)
+    if not isinstance(value, (tuple, list)) or len(value) != len(names):
+        raise _Failure(f"should return {len(names)} value(s) ({', '.join(names)}), got {type(value).__name__}")
+    out = []
+    for v, name, shape in zip(value, names, shapes):
+        arr = np.asarray(v)
+        if arr.shape != tuple(shape):
+            raise _Failure(f"returned {name} of shape {arr.shape}, expected {tuple(shape)}")
+        out.append(arr)
+    return out
+
+
+def _verdict(name: str, errors: list[tuple[tuple[int, ...], str, str, float]], tol: float,
+             failure: tuple[tuple[int, ...], str] | None, verbose: bool) -> CheckResult:
+    if failure is not None:
+        shape, why = failure
+        msg = f"FAIL {name}: on x of shape {shape} the function {why}."
+        result = CheckResult(name, False, float("inf"), "", shape, tol, errors, msg)
+    else:
+        shape, output, against, worst = max(errors, key=lambda e: e[3])
+        if worst < tol:
+            msg = (f"PASS {name}: worst relative error {worst:.1e} ({output}, x of shape {shape}) "
+                   f"over {len({e[0] for e in errors})} inputs.")
+        else:
+            msg = (f"FAIL {name}: {output} is wrong, relative error {worst:.1e} against {against} "
+                   f"for x of shape {shape} (tolerance {tol:.0e}).")
+        result = CheckResult(name, worst < tol, worst, output, shape, tol, errors, msg)
+    if verbose:
+        print(result.message)
+    return result
+
+
+def _check_forward(name: str, student: Callable[..., Any], reference: Callable[..., Any], extra: Callable[[int], tuple],
+                   tol: float, verbose: bool) -> CheckResult:
+    errors: list[tuple[tuple[int, ...], str, str, float]] = []
+    for k, (n, d) in enumerate(SHAPES):
+        x, gamma, beta, _, _ = _inputs(n, d, seed=k)
+        args = (x, gamma, beta) + extra(d)
+        try:
+            got = _call(student, *args)
+            if isinstance(got, tuple) and len(got) == 2:  # (out, cache)
+                got = got[0]
+            (out,) = _as_outputs(got, ["out"], [x.shape])
+        except _Failure as why:
+            return _verdict(name, errors, tol, ((n, d), str(why)), verbose)
+        want = reference(*args)
+        want = want[0] if isinstance(want, tuple) else want
+        errors.append(((n, d), "out", "the reference", rel_error(out, want)))
+    return _verdict(name, errors, tol, None, verbose)
+
+
+def _check_backward(name: str, student: Callable[..., Any], forward: Callable[..., Any],
+                    ref_forward: Callable[..., Any], ref_backward: Callable[..., Any], tol: float,
+                    verbose: bool) -> CheckResult:
+    names = ["dx", "dgamma", "dbeta"]
+    errors: list[tuple[tuple[int, ...], str, str, float]] = []
+    for k, (n, d) in enumerate(SHAPES):
+        x, gamma, beta, dout, h = _inputs(n, d, seed=k)
+        try:
+            fwd = _call(forward, x, gamma, beta)
+            if not (isinstance(fwd, tuple) and len(fwd) == 2):
+                raise _Failure("forward should return (out, cache)")
+            got = _as_outputs(_call(student, dout, fwd[1]), names, [x.shape, (d,), (d,)])
+        except _Failure as why:
+            return _verdict(name, errors, tol, ((n, d), str(why)), verbose)
+        want = ref_backward(dout, ref_forward(x, gamma, beta)[1])
+        inputs = [x, gamma, beta]
+        for j, (g, w) in enumerate(zip(got, want)):
+            def f(a: np.ndarray, j: int = j) -> np.ndarray:
+                args = list(inputs)
+                args[j] = a
+                return ref_forward(*args)[0]
+            num = numerical_gradient(f, inputs[j].copy(), dout, h=h, order=4)
+            errors.append(((n, d), names[j], "the reference", rel_error(g, w)))
+            errors.append(((n, d), names[j], "finite differences", rel_error(g, num)))
+    return _verdict(name, errors, tol, None, verbose)
+
+
+def batchnorm_forward(student_fn: Callable[..., Any], tol: float = TOL, verbose: bool = True) -> CheckResult:
+    """Check ``student_fn(x, gamma, beta, eps) -> (out, cache)`` against ``functional.batchnorm_forward``."""
+    return _check_forward("batchnorm_forward", student_fn, F.batchnorm_forward, lambda d: (1e-5,), tol, verbose)
+
+
+def batchnorm_backward(student_fn: Callable[..., Any], forward: Callable[..., Any] | None = None,
+                       tol: float = TOL, verbose: bool = True) -> CheckResult:
+    """Check ``student_fn(dout, cache) -> (dx, dgamma, dbeta)`` against the reference and finite differences.
+
+    Args:
+        student_fn: the backward pass to check.
+        forward: ``forward(x, gamma, beta) -> (out, cache)`` whose cache ``student_fn``
+            reads; default ``bnlab.functional.batchnorm_forward``.
+        tol: largest relative error that passes.
+        verbose: print the verdict.
+    """
+    return _check_backward("batchnorm_backward", student_fn, forward or F.batchnorm_forward,
+                           F.batchnorm_forward, F.batchnorm_backward, tol, verbose)
+
+
+def batchnorm_backward_alt(student_fn: Callable[..., Any], forward: Callable[..., Any] | None = None,
+                           tol: float = TOL, verbose: bool = True) -> CheckResult:
+    """Check a simplified (closed-form) batch-norm backward pass; same contract as ``batchnorm_backward``."""
+    return _check_backward("batchnorm_backward_alt", student_fn, forward or F.batchnorm_forward,
+                           F.batchnorm_forward, F.batchnorm_backward_alt, tol, verbose)
+
+
+def batchnorm_inference(student_fn: Callable[..., Any], tol: float = TOL, verbose: bool = True) -> CheckResult:
+    """Check ``student_fn(x, gamma, beta, running_mean, running_var, eps) -> out`` (Algorithm 2)."""
+    def stats(d: int) -> tuple:
+        rng = np.random.default_rng(100 + d)
+        return rng.standard_normal(d), rng.uniform(0.5, 4.0, d), 1e-5
+    return _check_forward("batchnorm_inference", student_fn, F.batchnorm_inference, stats, tol, verbose)
+
+
+def layernorm_forward(student_fn: Callable[..., Any], tol: float = TOL, verbose: bool = True) -> CheckResult:
+    """Check ``student_fn(x, gamma, beta, eps) -> (out, cache)`` against ``functional.layernorm_forward``."""
+    return _check_forward("layernorm_forward", student_fn, F.layernorm_forward, lambda d: (1e-5,), tol, verbose)
+
+
+def layernorm_backward(student_fn: Callable[..., Any], forward: Callable[..., Any] | None = None,
+                       tol: float = TOL, verbose: bool = True) -> CheckResult:
+    """Check ``student_fn(dout, cache) -> (dx, dgamma, dbeta)`` for layer norm (see ``batchnorm_backward``)."""
+    return _check_backward("layernorm_backward", student_fn, forward or F.layernorm_forward,
+                           F.layernorm_forward, F.layernorm_backward, tol, verbose)
+
+
+def update_running_stats(student_fn: Callable[..., Any], tol: float = TOL, verbose: bool = True) -> CheckResult:
+    """Check ``student_fn(running_mean, running_var, batch_mean, batch_var, m, momentum) -> (mean, var)``.
+
+    Feeds 20 batches per shape through the student's update and the reference
+    (``functional.update_running_stats``, unbiased m/(m−1) variance) and compares
+    the running mean and variance after every update.
+    """
+    name = "update_running_stats"
+    errors: list[tuple[tuple[int, ...], str, str, float]] = []
+    for k, (n, d) in enumerate(SHAPES):
+        rng = np.random.default_rng(k)
+        mine = want = (np.zeros(d), np.ones(d))
+        for _ in range(20):
+            x = 2.0 + 3.0 * rng.standard_normal((n, d))
+            args = (x.mean(axis=0), x.var(axis=0), n, 0.1)
+            try:
+                mine = tuple(_as_outputs(_call(student_fn, *mine, *args), ["mean", "var"], [(d,), (d,)]))
+            except _Failure as why:
+                return _verdict(name, errors, tol, ((n, d), str(why)), verbose)
+            want = F.update_running_stats(*want, *args)
+            errors.append(((n, d), "running mean", "the reference", rel_error(mine[0], want[0])))
+            errors.append(((n, d), "running var", "the reference", rel_error(mine[1], want[1])))
+    return _verdict(name, errors, tol, None, verbose)

@@ -1,0 +1,381 @@
+"""Batch and layer normalization in NumPy: the homework reference.
+
+Every function works on a 2-D array ``x`` of shape (N, D): N examples (the
+mini-batch, the paper's m) and D features. Forward functions return
+``(out, cache)`` and backward functions take ``(dout, cache)`` and return the
+gradients ``(dx, dgamma, dbeta)``, in the style of CS231n's ``layers.py``.
+
+The cache of ``batchnorm_forward`` is a dict holding every node of the
+computational graph (Ioffe & Szegedy 2015, Algorithm 1):
+
+==========  =========  ==========================================================
+key         shape      value
+==========  =========  ==========================================================
+``x``       (N, D)     the input
+``mu``      (D,)       batch mean, :math:`\\mu_B = \\frac1m\\sum_i x_i`
+``xc``      (N, D)     centred input, :math:`x_i - \\mu_B`
+``var``     (D,)       biased batch variance, :math:`\\sigma_B^2 = \\frac1m\\sum_i (x_i-\\mu_B)^2`
+``std``     (D,)       :math:`\\sqrt{\\sigma_B^2 + \\epsilon}`
+``inv_std`` (D,)       :math:`1/\\sqrt{\\sigma_B^2 + \\epsilon}`
+``xhat``    (N, D)     normalized input :math:`\\hat x_i`
+``gamma``   (D,)       scale γ
+``beta``    (D,)       shift β
+``eps``     float      ε
+==========  =========  ==========================================================
+
+The layer-norm cache has the same keys, with statistics of shape (N, 1)
+(taken over the D features of each example instead of over the batch).
+
+No torch here: the torch layer is ``bnlab.layers.BatchNorm``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "batchnorm_forward", "batchnorm_backward", "batchnorm_backward_alt", "batchnorm_inference",
+    "layernorm_forward", "layernorm_backward", "update_running_stats", "RunningStats",
+]
+
+Cache = dict[str, Any]
+
+
+# --------------------------------------------------------------------------- input checks
+
+def _as_float_2d(x: Any, name: str = "x") -> np.ndarray:
+    """``x`` as a floating-point (N, D) array, or a ValueError that says what is wrong."""
+    arr = np.asarray(x)
+    if arr.ndim != 2:
+        raise ValueError(
+            f"{name} must be a 2-D array of shape (N, D) (N examples, D features); got shape {arr.shape}. "
+            "Flatten images first, e.g. x.reshape(len(x), -1)."
+        )
+    if not np.issubdtype(arr.dtype, np.floating):
+        raise ValueError(f"{name} must hold floating-point numbers (float32 or float64); got dtype {arr.dtype}.")
+    if not np.all(np.isfinite(arr)):
+        bad = np.argwhere(~np.isfinite(arr))[0]
+        raise ValueError(f"{name} holds non-finite values (NaN or inf), the first at index {tuple(bad)}.")
+    return arr
+
+
+def _as_vector(v: Any, d: int, name: str, dtype: np.dtype) -> np.ndarray:
+    """A per-feature parameter as a (D,) array of ``dtype``."""
+    arr = np.asarray(v)
+    if arr.shape != (d,):
+        raise ValueError(f"{name} must have shape ({d},), one entry per feature of x; got shape {arr.shape}.")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} holds non-finite values (NaN or inf).")
+    return arr.astype(dtype, copy=False)
+
+
+def _check_eps(eps: float) -> float:
+    if not (np.isfinite(eps) and eps >= 0):
+        raise ValueError(f"eps must be a finite number >= 0, got {eps}.")
+    return float(eps)
+
+
+def _check_dout(dout: Any, cache: Cache, fn: str) -> np.ndarray:
+    if not isinstance(cache, dict) or "x" not in cache or "xhat" not in cache:
+        raise ValueError(f"{fn} needs the cache returned by the matching forward function (a dict with 'x', 'xhat', ...).")
+    arr = np.asarray(dout)
+    if arr.shape != cache["x"].shape:
+        raise ValueError(f"dout has shape {arr.shape} but the forward input had shape {cache['x'].shape}; they must match.")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError("dout holds non-finite values (NaN or inf).")
+    return arr
+
+
+# --------------------------------------------------------------------------- batch norm
+
+def batchnorm_forward(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray,
+                      eps: float = 1e-5) -> tuple[np.ndarray, Cache]:
+    """Batch normalization in training mode (Ioffe & Szegedy 2015, Algorithm 1).
+
+    Each feature is normalized with the mean and the biased variance of the
+    mini-batch, then scaled and shifted: y = γ·(x − μ_B)/√(σ_B² + ε) + β.
+
+    Args:
+        x: (N, D) mini-batch, N >= 2.
+        gamma, beta: (D,) scale and shift.
+        eps: added to the variance for numerical stability.
+
+    Returns:
+        out: (N, D), same dtype as x.
+        cache: dict of every intermediate node (see the module docstring).
+    """
+    x = _as_float_2d(x)
+    n, d = x.shape
+    if n < 2:
+        raise ValueError(
+            f"batch norm in training mode needs at least 2 examples per batch; got x of shape {x.shape}. "
+            "The variance of one value is 0 and every output would be β: use batchnorm_inference for single examples."
+        )
+    gamma = _as_vector(gamma, d, "gamma", x.dtype)
+    beta = _as_vector(beta, d, "beta", x.dtype)
+    eps = _check_eps(eps)
+    mu = x.mean(axis=0)                      # node 1: mini-batch mean
+    xc = x - mu                              # node 2: centre
+    var = (xc ** 2).mean(axis=0)             # nodes 3-4: square, mean = biased variance
+    std = np.sqrt(var + eps)                 # node 5
+    inv_std = 1.0 / std                      # node 6
+    xhat = xc * inv_std                      # node 7: normalize
+    out = gamma * xhat + beta                # node 8: scale and shift
+    cache = dict(x=x, mu=mu, xc=xc, var=var, std=std, inv_std=inv_std, xhat=xhat,
+                 gamma=gamma, beta=beta, eps=eps)
+    return out, cache
+
+
+def batchnorm_backward(dout: np.ndarray, cache: Cache) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Backward pass of ``batchnorm_forward``, staged: one step per node of the graph.
+
+    Walks the graph x → μ → x−μ → (x−μ)² → σ² → √(σ²+ε) → 1/√ → x̂ → y backwards,
+    which gives the paper's equations (Ioffe & Szegedy 2015, §3):
+
+        ∂ℓ/∂x̂ᵢ = ∂ℓ/∂yᵢ · γ
+        ∂ℓ/∂σ² = Σᵢ ∂ℓ/∂x̂ᵢ · (xᵢ − μ) · (−½)(σ² + ε)^(−3/2)
+        ∂ℓ/∂μ  = Σᵢ ∂ℓ/∂x̂ᵢ · (−1/√(σ²+ε)) + ∂ℓ/∂σ² · Σᵢ −2(xᵢ − μ)/m
+        ∂ℓ/∂xᵢ = ∂ℓ/∂x̂ᵢ /√(σ²+ε) + ∂ℓ/∂σ² · 2(xᵢ − μ)/m + ∂ℓ/∂μ /m
+        ∂ℓ/∂γ  = Σᵢ ∂ℓ/∂yᵢ · x̂ᵢ,   ∂ℓ/∂β = Σᵢ ∂ℓ/∂yᵢ
+
+    Args:
+        dout: (N, D) upstream gradient ∂ℓ/∂y.
+        cache: from ``batchnorm_forward``.
+
+    Returns:
+        dx (N, D), dgamma (D,), dbeta (D,).
+    """
+    dout = _check_dout(dout, cache, "batchnorm_backward")
+    xc, std, inv_std, xhat, gamma = cache["xc"], cache["std"], cache["inv_std"], cache["xhat"], cache["gamma"]
+    m = dout.shape[0]
+    # node 8: y = γ x̂ + β
+    dbeta = dout.sum(axis=0)
+    dgamma = (dout * xhat).sum(axis=0)
+    dxhat = dout * gamma
+    # node 7: x̂ = (x − μ) · inv_std      (two inputs: the centred x and inv_std)
+    dxc = dxhat * inv_std
+    dinv_std = (dxhat * xc).sum(axis=0)
+    # node 6: inv_std = 1 / std
+    dstd = -dinv_std / std ** 2
+    # node 5: std = √(σ² + ε)
+    dvar = dstd * 0.5 / std                  # = ∂ℓ/∂σ² of the paper
+    # nodes 4 and 3: σ² = mean((x − μ)²)   (a second path into the centred x)
+    dsq = np.broadcast_to(dvar / m, xc.shape)
+    dxc = dxc + 2.0 * xc * dsq
+    # node 2: x − μ                         (x goes straight through; μ is subtracted)
+    dmu = -dxc.sum(axis=0)                   # = ∂ℓ/∂μ of the paper
+    dx = dxc.copy()
+    # node 1: μ = mean(x)
+    dx += dmu / m
+    return dx, dgamma, dbeta
+
+
+def batchnorm_backward_alt(dout: np.ndarray, cache: Cache) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Backward pass of ``batchnorm_forward`` in simplified closed form.
+
+    Substituting ∂ℓ/∂σ² and ∂ℓ/∂μ into ∂ℓ/∂xᵢ and using Σᵢ x̂ᵢ = 0 gives
+
+        ∂ℓ/∂xᵢ = γ / (m √(σ²+ε)) · ( m ∂ℓ/∂yᵢ − Σⱼ ∂ℓ/∂yⱼ − x̂ᵢ Σⱼ ∂ℓ/∂yⱼ x̂ⱼ )
+               = γ / (m √(σ²+ε)) · ( m ∂ℓ/∂yᵢ − ∂ℓ/∂β − x̂ᵢ ∂ℓ/∂γ ),
+
+    the upstream gradient with its mean and its component along x̂ removed.
+
+    Args:
+        dout: (N, D) upstream gradient ∂ℓ/∂y.
+        cache: from ``batchnorm_forward``.
+
+    Returns:
+        dx (N, D), dgamma (D,), dbeta (D,).
+    """
+    dout = _check_dout(dout, cache, "batchnorm_backward_alt")
+    xhat, inv_std, gamma = cache["xhat"], cache["inv_std"], cache["gamma"]
+    m = dout.shape[0]
+    dbeta = dout.sum(axis=0)
+    dgamma = (dout * xhat).sum(axis=0)
+    dx = (gamma * inv_std / m) * (m * dout - dbeta - xhat * dgamma)
+    return dx, dgamma, dbeta
+
+
+def batchnorm_inference(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, running_mean: np.ndarray,
+                        running_var: np.ndarray, eps: float = 1e-5) -> np.ndarray:
+    """Batch normalization at inference (Ioffe & Szegedy 2015, Algorithm 2).
+
+    y = γ·(x − E[x])/√(Var[x] + ε) + β with the population estimates E[x] and
+    Var[x] (running averages) in place of batch statistics: a fixed affine map
+    per feature, so any N >= 1 works and each example's output is independent
+    of the rest of the batch.
+
+    Args:
+        x: (N, D). gamma, beta, running_mean, running_var: (D,).
+
+    Returns:
+        out: (N, D).
+    """
+    x = _as_float_2d(x)
+    d = x.shape[1]
+    gamma = _as_vector(gamma, d, "gamma", x.dtype)
+    beta = _as_vector(beta, d, "beta", x.dtype)
+    mean = _as_vector(running_mean, d, "running_mean", x.dtype)
+    var = _as_vector(running_var, d, "running_var", x.dtype)
+    if np.any(var < 0):
+        raise ValueError("running_var must be >= 0 (it is a variance).")
+    eps = _check_eps(eps)
+    return gamma * (x - mean) / np.sqrt(var + eps) + beta
+
+
+# --------------------------------------------------------------------------- running statistics
+
+def update_running_stats(running_mean: np.ndarray, running_var: np.ndarray, batch_mean: np.ndarray,
+                         batch_var: np.ndarray, m: int, momentum: float = 0.1,
+                         unbiased: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """One step of the exponential moving average of the batch statistics (torch's rule).
+
+        running_mean ← (1 − momentum) · running_mean + momentum · μ_B
+        running_var  ← (1 − momentum) · running_var  + momentum · m/(m−1) · σ_B²
+
+    The factor m/(m−1) turns the biased batch variance σ_B² (the one used to
+    normalize) into the unbiased estimate Algorithm 2 asks for.
+
+    Args:
+        running_mean, running_var: (D,) current averages (not modified).
+        batch_mean, batch_var: (D,) the batch's mean and biased variance (cache["mu"], cache["var"]).
+        m: examples in the batch (m >= 2 when ``unbiased``).
+        momentum: weight of the new batch, in (0, 1].
+        unbiased: apply the m/(m−1) correction (True, as torch and the paper).
+
+    Returns:
+        new_mean, new_var: (D,).
+    """
+    if not 0 < momentum <= 1:
+        raise ValueError(f"momentum must be in (0, 1], got {momentum}.")
+    if unbiased and m < 2:
+        raise ValueError(f"the unbiased variance needs m >= 2 examples, got m={m}.")
+    factor = m / (m - 1) if unbiased else 1.0
+    new_mean = (1 - momentum) * np.asarray(running_mean) + momentum * np.asarray(batch_mean)
+    new_var = (1 - momentum) * np.asarray(running_var) + momentum * factor * np.asarray(batch_var)
+    return new_mean, new_var
+
+
+@dataclass
+class RunningStats:
+    """Population statistics for inference, estimated from mini-batches during training.
+
+    Three ways to average, as a student can compare them:
+
+    - ``momentum=0.1`` (default): torch's exponential moving average, started at
+      mean 0 and variance 1.
+    - ``momentum=0.1, bias_correction=True``: the same average started at 0 for
+      both and divided by 1 − (1 − momentum)ᵗ after t updates (Adam's bias
+      correction, Kingma & Ba 2015, §3): unbiased from the first step on.
+    - ``momentum=None``: the cumulative average of all batches (torch's
+      ``momentum=None``), each batch weighted equally.
+
+    Attributes:
+        num_features: D.
+        mean, var: (D,) the current estimates (bias-corrected when asked for).
+        steps: number of updates so far.
+    """
+
+    num_features: int
+    momentum: float | None = 0.1
+    unbiased: bool = True
+    bias_correction: bool = False
+    steps: int = 0
+    _mean: np.ndarray = field(init=False, repr=False)
+    _var: np.ndarray = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.num_features < 1:
+            raise ValueError(f"num_features must be >= 1, got {self.num_features}.")
+        if self.momentum is not None and not 0 < self.momentum <= 1:
+            raise ValueError(f"momentum must be in (0, 1] or None, got {self.momentum}.")
+        if self.bias_correction and self.momentum is None:
+            raise ValueError("bias_correction applies to the exponential average; momentum=None is already unbiased.")
+        start_var = 0.0 if self.bias_correction else 1.0
+        self._mean = np.zeros(self.num_features)
+        self._var = np.full(self.num_features, start_var)
+
+    def update(self, x: np.ndarray) -> "RunningStats":
+        """Fold in the statistics of one mini-batch ``x`` of shape (N, D); returns self."""
+        x = _as_float_2d(x)
+        if x.shape[1] != self.num_features:
+            raise ValueError(f"x has {x.shape[1]} features, these running statistics track {self.num_features}.")
+        self.steps += 1
+        f = 1.0 / self.steps if self.momentum is None else self.momentum
+        self._mean, self._var = update_running_stats(
+            self._mean, self._var, x.mean(axis=0), x.var(axis=0), len(x), momentum=f, unbiased=self.unbiased)
+        return self
+
+    @property
+    def correction(self) -> float:
+        """The divisor 1 − (1 − momentum)ᵗ of the bias correction (1 when it is off)."""
+        if not self.bias_correction or self.steps == 0:
+            return 1.0
+        return 1.0 - (1.0 - self.momentum) ** self.steps  # type: ignore[operator]
+
+    @property
+    def mean(self) -> np.ndarray:
+        """(D,) estimate of the population mean."""
+        return self._mean / self.correction
+
+    @property
+    def var(self) -> np.ndarray:
+        """(D,) estimate of the population variance."""
+        return self._var / self.correction
+
+
+# --------------------------------------------------------------------------- layer norm
+
+def layernorm_forward(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray,
+                      eps: float = 1e-5) -> tuple[np.ndarray, Cache]:
+    """Layer normalization (Ba et al. 2016): normalize each example over its D features.
+
+    Same computation as batch norm with the roles of N and D swapped for the
+    statistics (mean and biased variance of each row), and the same per-feature
+    γ and β. Training and inference are identical; any N >= 1 works.
+
+    Args:
+        x: (N, D). gamma, beta: (D,).
+
+    Returns:
+        out: (N, D); cache: dict as ``batchnorm_forward``'s, statistics of shape (N, 1).
+    """
+    x = _as_float_2d(x)
+    d = x.shape[1]
+    gamma = _as_vector(gamma, d, "gamma", x.dtype)
+    beta = _as_vector(beta, d, "beta", x.dtype)
+    eps = _check_eps(eps)
+    mu = x.mean(axis=1, keepdims=True)
+    xc = x - mu
+    var = (xc ** 2).mean(axis=1, keepdims=True)
+    std = np.sqrt(var + eps)
+    inv_std = 1.0 / std
+    xhat = xc * inv_std
+    out = gamma * xhat + beta
+    cache = dict(x=x, mu=mu, xc=xc, var=var, std=std, inv_std=inv_std, xhat=xhat,
+                 gamma=gamma, beta=beta, eps=eps)
+    return out, cache
+
+
+def layernorm_backward(dout: np.ndarray, cache: Cache) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Backward pass of ``layernorm_forward`` (closed form, per example over D features).
+
+        ∂ℓ/∂x̂ = ∂ℓ/∂y · γ,  ∂ℓ/∂xᵢ = (1/(D√(σᵢ²+ε))) (D ∂ℓ/∂x̂ᵢ − Σ_d ∂ℓ/∂x̂ᵢ − x̂ᵢ Σ_d ∂ℓ/∂x̂ᵢ x̂ᵢ)
+
+    Args:
+        dout: (N, D). cache: from ``layernorm_forward``.
+
+    Returns:
+        dx (N, D), dgamma (D,), dbeta (D,).
+    """
+    dout = _check_dout(dout, cache, "layernorm_backward")
+    xhat, inv_std, gamma = cache["xhat"], cache["inv_std"], cache["gamma"]
+    d = dout.shape[1]
+    dbeta = dout.sum(axis=0)
+    dgamma = (dout * xhat).sum(axis=0)
+    dxhat = dout * gamma
+    dx = (inv_std / d) * (d * dxhat - dxhat.sum(axis=1, keepdims=True)
+                          - xhat * (dxhat * xhat).sum(axis=1, keepdims=True))
+    return dx, dgamma, dbeta
