@@ -5,10 +5,12 @@ Compares, on the same in-memory Fashion-MNIST tensors and the same model
 
 - ``fit``        bnlab.train.fit (evaluation and progress bar off, loss recorded every step)
 - ``minimal``    a minimal hand-written loop: index a shuffled permutation, forward, backward, step
-- ``dataloader`` the textbook idiom: DataLoader(TensorDataset(...), batch_size=60, shuffle=True)
+- ``loader``     DataLoader(TensorDataset(x, y), batch_size=60, shuffle=True) over the same tensors
+- ``torchvision`` the textbook idiom: DataLoader(torchvision.datasets.FashionMNIST(...,
+                  transform=ToTensor()), batch_size=60, shuffle=True), images decoded per sample
 
 Run: python benchmarks/train_speed.py [--steps 3000] [--repeats 3]
-Targets: fit within 1.15x of minimal, and at least 3x faster than dataloader.
+Targets: fit within 1.15x of minimal, and at least 3x faster than the DataLoader idioms.
 """
 from __future__ import annotations
 
@@ -43,17 +45,16 @@ def time_minimal(ds: bdata.Dataset, norm: str | None, steps: int) -> float:
     for step in range(steps):
         i = (step * 60) % (len(x_all) - 60)
         idx = perm[i:i + 60]
-        loss = nn.functional.cross_entropy(model(x_all[idx]), y_all[idx])
+        loss = nn.functional.cross_entropy(model(x_all.index_select(0, idx)), y_all.index_select(0, idx))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
     return time.perf_counter() - start
 
 
-def time_dataloader(ds: bdata.Dataset, norm: str | None, steps: int) -> float:
+def _time_loader(loader: DataLoader, norm: str | None, steps: int) -> float:
     model = make(norm)
     opt = torch.optim.SGD(model.parameters(), lr=0.5)
-    loader = DataLoader(TensorDataset(ds.x_train, ds.y_train), batch_size=60, shuffle=True)
     start = time.perf_counter()
     done = 0
     while done < steps:
@@ -68,6 +69,24 @@ def time_dataloader(ds: bdata.Dataset, norm: str | None, steps: int) -> float:
     return time.perf_counter() - start
 
 
+def time_tensor_loader(ds: bdata.Dataset, norm: str | None, steps: int) -> float:
+    loader = DataLoader(TensorDataset(ds.x_train, ds.y_train), batch_size=60, shuffle=True)
+    return _time_loader(loader, norm, steps)
+
+
+def time_torchvision_loader(ds: bdata.Dataset, norm: str | None, steps: int) -> float:
+    from torchvision import datasets, transforms
+
+    root = ds.source.parent.parent  # <root>/FashionMNIST/raw -> <root>
+    tv = datasets.FashionMNIST(str(root), train=True, download=False, transform=transforms.ToTensor())
+    loader = DataLoader(tv, batch_size=60, shuffle=True)
+    return _time_loader(loader, norm, steps)
+
+
+METHODS = (("fit", time_fit), ("minimal", time_minimal), ("loader", time_tensor_loader),
+           ("torchvision", time_torchvision_loader))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=3000)
@@ -75,14 +94,15 @@ def main() -> None:
     args = parser.parse_args()
     ds = bdata.load("fashion-mnist")
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.steps} steps, best of {args.repeats}")
-    print(f"{'model':<8} {'fit':>9} {'minimal':>9} {'dataloader':>11}   {'fit/minimal':>11} {'dataloader/fit':>14}")
+    print("ms per step (lower is better) and ratios")
+    print(f"| model | fit | minimal | loader | torchvision | fit/minimal | loader/fit | torchvision/fit |")
+    print(f"|---|---|---|---|---|---|---|---|")
     for norm in (None, "bn"):
-        best = {}
-        for name, fn in (("fit", time_fit), ("minimal", time_minimal), ("dataloader", time_dataloader)):
-            best[name] = min(fn(ds, norm, args.steps) for _ in range(args.repeats)) / args.steps * 1e3
-        label = "BN" if norm else "plain"
-        print(f"{label:<8} {best['fit']:>7.3f}ms {best['minimal']:>7.3f}ms {best['dataloader']:>9.3f}ms   "
-              f"{best['fit'] / best['minimal']:>10.2f}x {best['dataloader'] / best['fit']:>13.1f}x")
+        ms = {name: min(fn(ds, norm, args.steps) for _ in range(args.repeats)) / args.steps * 1e3
+              for name, fn in METHODS}
+        print(f"| {'BN' if norm else 'plain'} | {ms['fit']:.3f} | {ms['minimal']:.3f} | {ms['loader']:.3f} | "
+              f"{ms['torchvision']:.3f} | {ms['fit'] / ms['minimal']:.2f}x | {ms['loader'] / ms['fit']:.1f}x | "
+              f"{ms['torchvision'] / ms['fit']:.1f}x |")
 
 
 if __name__ == "__main__":

@@ -50,8 +50,8 @@ class History:
         train_loss: (T,) the training loss of every step taken.
         probes: name → list of whatever the probe returned, one entry per probe call.
         probe_steps: name → steps at which the probe ran.
-        diverged: True if the loss became NaN/inf; training stopped there.
-        diverged_at: the step whose loss was first non-finite, else None.
+        diverged: True if the loss became NaN/inf or exploded; training stopped there.
+        diverged_at: the step whose loss was first non-finite (or above the limit), else None.
         config: the settings of the run (lr, batch size, seed, ...).
         seconds: wall-clock time of the run.
     """
@@ -166,7 +166,7 @@ def fit(model: nn.Module | Callable[[], nn.Module], data: Dataset | Sequence[tor
         probes: Mapping[str, Callable[[ProbeContext], Any]] | None = None, probe_every: int | None = None,
         device: str | torch.device = "cpu", progress: bool | None = None,
         loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
-        eval_chunk: int = 10_000) -> History:
+        diverge_above: float = 1e4, eval_chunk: int = 10_000) -> History:
     """Train ``model`` with minibatch SGD and return its ``History``.
 
     Args:
@@ -188,9 +188,12 @@ def fit(model: nn.Module | Callable[[], nn.Module], data: Dataset | Sequence[tor
         progress: show a ``tqdm.auto`` bar (default: on, except in quick mode or when
             ``BNLAB_PROGRESS=0``).
         loss_fn: default cross-entropy.
+        diverge_above: a loss above this also counts as divergence (a cross-entropy of
+            1e4 means logits off by thousands: the weights have blown up even if the
+            sigmoids keep the numbers finite). ``float("inf")`` for NaN/inf only.
 
-    A NaN or infinite loss stops training and sets ``History.diverged``: sweeps
-    keep going. Same seed, same model, same data → identical history on CPU.
+    A NaN, infinite or exploded loss stops training (checked every
+    ``min(eval_every, 100)`` steps) and sets ``History.diverged``: sweeps keep going. Same seed, same model, same data → identical history on CPU.
     """
     if steps < 0:
         raise ValueError(f"steps must be >= 0, got {steps}")
@@ -254,7 +257,7 @@ def fit(model: nn.Module | Callable[[], nn.Module], data: Dataset | Sequence[tor
     idx = None
     for step, idx in enumerate(batch_indices(len(x_train), batch_size, steps, generator)):
         idx = idx.to(dev, non_blocking=True) if dev.type != "cpu" else idx
-        x, y = x_train[idx], y_train[idx]
+        x, y = x_train.index_select(0, idx), y_train.index_select(0, idx)
         if probes:
             run_probes(step, x, y)
         loss = loss_fn(model(x), y)
@@ -265,8 +268,9 @@ def fit(model: nn.Module | Callable[[], nn.Module], data: Dataset | Sequence[tor
         done = step + 1
         if done % check_every == 0 or done == steps:
             window = losses[max(0, done - check_every):done]
-            if not torch.isfinite(window).all():
-                diverged_at = max(0, done - check_every) + int((~torch.isfinite(window)).nonzero()[0, 0])
+            bad = ~(window <= diverge_above)  # NaN compares False, so it counts as bad
+            if bad.any():
+                diverged_at = max(0, done - check_every) + int(bad.nonzero()[0, 0])
                 losses = losses[: diverged_at + 1]
                 evaluate(diverged_at + 1)
                 break
@@ -297,3 +301,101 @@ def fit(model: nn.Module | Callable[[], nn.Module], data: Dataset | Sequence[tor
 def fit_seeds(make_model: Callable[[], nn.Module], data: Dataset, seeds: Iterable[int], **kwargs) -> list[History]:
     """``fit`` the model built by ``make_model`` once per seed (init and batch order both seeded)."""
     return [fit(make_model, data, seed=s, **kwargs) for s in seeds]
+
+
+# --------------------------------------------------------------------------- full-batch gradient descent
+
+__all__ += ["fit_full_batch"]
+
+
+def fit_full_batch(model: nn.Module | Callable[[], nn.Module], x: torch.Tensor, y: torch.Tensor, steps: int,
+                   lr: float, loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+                   seed: int = 0, probes: Mapping[str, Callable[[ProbeContext], Any]] | None = None,
+                   probe_every: int | None = None, device: str | torch.device = "cpu") -> History:
+    """Full-batch gradient descent, w ← w − lr ∇L(w), on the whole (x, y) at every step.
+
+    Used for the deep linear network (``bnlab.models.deep_linear``, ``dln_data``,
+    ``dln_loss``). The model stays in train mode (BN normalizes with the full
+    batch's statistics). Probes work as in ``fit``: called with a ``ProbeContext``
+    (x, y = the full batch, ``data`` = None) before the update of step t when
+    t % every == 0, and once at the end.
+
+    Args:
+        model: an ``nn.Module`` or a function building one (called after seeding with ``seed``).
+        x: (N, ...) inputs. y: (N, ...) targets.
+        steps: number of gradient steps. lr: the step size.
+        loss_fn: ``loss_fn(model(x), y) -> scalar``; default mean squared error
+            per sample (``bnlab.models.dln_loss``).
+        probes, probe_every: name → probe, and its default period (default: steps // 50).
+
+    Returns:
+        a ``History`` with ``train_loss`` (T,) the full-batch loss before each update,
+        ``steps`` = [0, T] and ``test_loss`` = the full-batch loss at those steps (there
+        is no test set; ``test_acc`` is NaN), ``diverged``/``diverged_at`` when the loss
+        became NaN/inf (training stops there), and ``config["final_loss"]``.
+    """
+    if steps < 0:
+        raise ValueError(f"steps must be >= 0, got {steps}")
+    if not lr > 0:
+        raise ValueError(f"lr must be positive, got {lr}")
+    if len(x) != len(y):
+        raise ValueError(f"x and y differ in length: {len(x)} vs {len(y)}")
+    if loss_fn is None:
+        from bnlab.models import dln_loss
+        loss_fn = dln_loss
+    dev = resolve_device(device)
+    seed_everything(seed)
+    if not isinstance(model, nn.Module):
+        model = model()
+    model.to(dev).train()
+    x, y = x.to(dev), y.to(dev)
+    probes = dict(probes or {})
+    default_every = probe_every or max(1, steps // 50)
+    every = {name: int(getattr(fn, "every", default_every)) for name, fn in probes.items()}
+    probe_out: dict[str, list[Any]] = {name: [] for name in probes}
+    probe_at: dict[str, list[int]] = {name: [] for name in probes}
+
+    def run_probes(step: int, force: bool = False) -> None:
+        for name, fn in probes.items():
+            if force or step % every[name] == 0:
+                probe_out[name].append(fn(ProbeContext(model, step, x, y, lr, loss_fn, None)))  # type: ignore[arg-type]
+                probe_at[name].append(step)
+
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr)
+    losses: list[float] = []
+    diverged_at = None
+    start = time.perf_counter()
+    for step in range(steps):
+        if probes:
+            run_probes(step)
+        loss = loss_fn(model(x), y)
+        value = float(loss.detach())
+        losses.append(value)
+        if not math.isfinite(value):
+            diverged_at = step
+            break
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    if diverged_at is None:
+        with torch.no_grad():
+            state = [b.detach().clone() for b in model.buffers()]
+            final = float(loss_fn(model(x), y))
+            for b, s in zip(model.buffers(), state):  # measuring leaves running statistics alone
+                b.copy_(s)
+        if not math.isfinite(final):
+            diverged_at = steps
+        elif probes and steps > 0:
+            run_probes(steps, force=True)
+    else:
+        final = float("nan")
+    seconds = time.perf_counter() - start
+    done = len(losses) if diverged_at is None else diverged_at
+    first = losses[0] if losses else final
+    config = dict(steps=steps, lr=lr, seed=seed, full_batch=len(x), device=str(dev), final_loss=final)
+    return History(
+        steps=np.asarray([0, done]), test_acc=np.full(2, np.nan), test_loss=np.asarray([first, final]),
+        train_acc=np.asarray([]), train_loss=np.asarray(losses, dtype=np.float64), probes=probe_out,
+        probe_steps=probe_at, diverged=diverged_at is not None, diverged_at=diverged_at, config=config,
+        seconds=seconds,
+    )
