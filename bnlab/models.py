@@ -4,11 +4,12 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import Sequence
 
+import torch
 from torch import nn
 
 from bnlab.layers import make_norm
 
-__all__ = ["mlp", "ACTIVATIONS"]
+__all__ = ["mlp", "ACTIVATIONS", "deep_linear", "dln_data", "dln_loss"]
 
 ACTIVATIONS = {
     "sigmoid": nn.Sigmoid,
@@ -74,3 +75,67 @@ def mlp(widths: Sequence[int] = (100, 100, 100), activation: str = "sigmoid", no
                 if module.bias is not None:
                     nn.init.zeros_(module.bias)
     return model
+
+
+# --------------------------------------------------------------------------- deep linear network
+
+def deep_linear(depth: int = 25, width: int = 10, bn: bool = False, init_std: float | None = None,
+                norm: str = "bn", norm_kwargs: dict | None = None) -> nn.Sequential:
+    """The deep linear network of Santurkar et al. (2018): ``depth`` bias-free width×width layers.
+
+    Layers are named ``fc1``..``fc{depth}``; with ``bn`` a normalization layer
+    ``norm{k}`` (affine, batch statistics in training) follows *every* Linear,
+    the last one included. There is no nonlinearity: without BN the network is
+    the matrix product W_depth ⋯ W_1.
+
+    Args:
+        depth: number of Linear layers (paper: 25).
+        width: inputs = outputs = hidden width (paper: 10).
+        bn: put a normalization layer after every Linear.
+        init_std: weights ~ N(0, init_std²); default 1/√width (variance 1/width = 1/10),
+            which keeps E‖W x‖² = ‖x‖² layer after layer.
+        norm: the kind of normalization layer when ``bn`` (default "bn", see ``bnlab.layers``).
+        norm_kwargs: extra keyword arguments for each normalization layer.
+
+    Shapes: input (N, width), output (N, width).
+    """
+    if int(depth) < 1 or int(width) < 1:
+        raise ValueError(f"depth and width must be positive ints, got depth={depth}, width={width}")
+    std = width ** -0.5 if init_std is None else init_std
+    if not std > 0:
+        raise ValueError(f"init_std must be positive (or None for 1/sqrt(width)), got {init_std}")
+    layers: "OrderedDict[str, nn.Module]" = OrderedDict()
+    for k in range(1, depth + 1):
+        fc = nn.Linear(width, width, bias=False)
+        nn.init.normal_(fc.weight, mean=0.0, std=std)
+        layers[f"fc{k}"] = fc
+        if bn:
+            layers[f"norm{k}"] = make_norm(norm, width, **(norm_kwargs or {}))
+    return nn.Sequential(layers)
+
+
+def dln_data(n: int = 1000, dim: int = 10, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The deep linear network's regression task: x ~ N(0, I), targets A x with a fixed Gaussian A.
+
+    A has i.i.d. N(0, 1) entries; x and A come from their own generator seeded
+    with ``seed`` (independent of the training seed, so every run fits the same task).
+
+    Returns:
+        x (n, dim), y = x Aᵀ (n, dim), A (dim, dim); float32.
+    """
+    if int(n) < 2 or int(dim) < 1:
+        raise ValueError(f"need n >= 2 samples and dim >= 1, got n={n}, dim={dim}")
+    gen = torch.Generator().manual_seed(seed)
+    a = torch.randn(dim, dim, generator=gen)
+    x = torch.randn(n, dim, generator=gen)
+    return x, x @ a.T, a
+
+
+def dln_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean over samples of the squared error ‖pred_i − target_i‖² (summed over outputs).
+
+    Shapes: pred (N, D), target (N, D); returns a scalar.
+    """
+    if pred.shape != target.shape:
+        raise ValueError(f"pred and target must have the same shape, got {tuple(pred.shape)} and {tuple(target.shape)}")
+    return (pred - target).pow(2).sum(dim=1).mean()
