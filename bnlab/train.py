@@ -311,7 +311,8 @@ __all__ += ["fit_full_batch"]
 def fit_full_batch(model: nn.Module | Callable[[], nn.Module], x: torch.Tensor, y: torch.Tensor, steps: int,
                    lr: float, loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
                    seed: int = 0, probes: Mapping[str, Callable[[ProbeContext], Any]] | None = None,
-                   probe_every: int | None = None, device: str | torch.device = "cpu") -> History:
+                   probe_every: int | None = None, device: str | torch.device = "cpu",
+                   diverge_above: float = math.inf) -> History:
     """Full-batch gradient descent, w ← w − lr ∇L(w), on the whole (x, y) at every step.
 
     Used for the deep linear network (``bnlab.models.deep_linear``, ``dln_data``,
@@ -327,6 +328,7 @@ def fit_full_batch(model: nn.Module | Callable[[], nn.Module], x: torch.Tensor, 
         loss_fn: ``loss_fn(model(x), y) -> scalar``; default mean squared error
             per sample (``bnlab.models.dln_loss``).
         probes, probe_every: name → probe, and its default period (default: steps // 50).
+        diverge_above: a loss above this also counts as divergence (default: only NaN/inf).
 
     Returns:
         a ``History`` with ``train_loss`` (T,) the full-batch loss before each update,
@@ -371,7 +373,7 @@ def fit_full_batch(model: nn.Module | Callable[[], nn.Module], x: torch.Tensor, 
         loss = loss_fn(model(x), y)
         value = float(loss.detach())
         losses.append(value)
-        if not math.isfinite(value):
+        if not (math.isfinite(value) and value <= diverge_above):
             diverged_at = step
             break
         optimizer.zero_grad(set_to_none=True)
@@ -383,7 +385,7 @@ def fit_full_batch(model: nn.Module | Callable[[], nn.Module], x: torch.Tensor, 
             final = float(loss_fn(model(x), y))
             for b, s in zip(model.buffers(), state):  # measuring leaves running statistics alone
                 b.copy_(s)
-        if not math.isfinite(final):
+        if not (math.isfinite(final) and final <= diverge_above):
             diverged_at = steps
         elif probes and steps > 0:
             run_probes(steps, force=True)

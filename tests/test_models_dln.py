@@ -73,7 +73,7 @@ def test_full_batch_step_is_gradient_descent():
     with torch.no_grad():
         for p, g in zip(net.parameters(), grads):
             p -= lr * g
-    assert math.isclose(hist.config["final_loss"], float(dln_loss(net(x), y)), rel_tol=1e-5)
+    assert math.isclose(hist.config["final_loss"], float(dln_loss(net(x), y).detach()), rel_tol=1e-5)
 
 
 def test_full_batch_trains_deterministically_and_probes_run():
@@ -104,3 +104,9 @@ def test_plain_dln_diverges_at_large_lr_and_is_flagged():
     assert not math.isfinite(h.train_loss[-1]) and math.isnan(h.config["final_loss"])
     with pytest.raises(ValueError, match="lr"):
         fit_full_batch(deep_linear(), x, y, steps=1, lr=0.0)
+
+
+def test_full_batch_diverge_above_counts_an_exploding_loss():
+    x, y, _ = dln_data(n=100)
+    h = fit_full_batch(lambda: deep_linear(depth=4), x, y, steps=5, lr=1e-3, seed=0, diverge_above=1.0)
+    assert h.diverged and h.diverged_at == 0
