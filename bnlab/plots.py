@@ -17,7 +17,7 @@ import numpy as np
 from bnlab.runtime import is_quick
 
 __all__ = ["COLORS", "color", "use_style", "new_axes", "curves", "band", "percentile_bands",
-           "heatmap", "save_figure", "FIGURE_DIR"]
+           "heatmap", "image_grid", "save_figure", "FIGURE_DIR"]
 
 # One fixed colour per method, used by every notebook.
 COLORS: dict[str, str] = {
@@ -185,6 +185,29 @@ def heatmap(values: np.ndarray, xticklabels: Sequence, yticklabels: Sequence, ax
     if title:
         ax.set_title(title)
     return ax
+
+
+def image_grid(images, labels, classes: Sequence[str], per_class: int = 8, title: str | None = None) -> plt.Figure:
+    """A grid with one row per class showing its first ``per_class`` images.
+
+    Args:
+        images: (N, 1, H, W) or (N, H, W) tensor/array in [0, 1]. labels: (N,) class indices.
+    """
+    images = np.asarray(images).reshape(len(images), *np.asarray(images).shape[-2:])
+    labels = np.asarray(labels)
+    fig, axes = plt.subplots(len(classes), per_class, figsize=(per_class * 0.6, len(classes) * 0.62), dpi=80)
+    for k, name in enumerate(classes):
+        idx = np.flatnonzero(labels == k)[:per_class]
+        for j in range(per_class):
+            ax = axes[k, j]
+            ax.axis("off")
+            if j < len(idx):
+                ax.imshow(images[idx[j]], cmap="gray_r", vmin=0, vmax=1)
+        axes[k, 0].text(-4, 14, name, ha="right", va="center", fontsize=10)
+    if title:
+        fig.suptitle(title, y=0.93)
+    fig.subplots_adjust(left=0.2, wspace=0.05, hspace=0.05)
+    return fig
 
 
 def save_figure(fig: plt.Figure, name: str, folder: str | os.PathLike | None = None,

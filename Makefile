@@ -1,0 +1,43 @@
+# bnlab: why batch normalization works.
+#   make lab    set up (venv, packages, data) and open the course in JupyterLab
+#   make test   set up and run the unit tests and every notebook (quick mode)
+#   make run    re-execute every notebook in place in full mode (regenerates the outputs)
+#   make bench  time bnlab.train.fit against hand-written training loops
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
+
+.PHONY: setup data lab test unit notebooks run bench clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -e ".[test]"
+	touch $@
+
+setup: $(VENV)/.installed
+
+data: setup
+	$(PY) -m bnlab.data fetch fashion-mnist
+
+lab: data
+	$(VENV)/bin/jupyter lab notebooks/
+
+unit: data
+	BNLAB_QUICK=1 $(PY) -m pytest -n 2 tests/
+
+notebooks: data
+	BNLAB_QUICK=1 $(PY) -m pytest --nbval-lax --nbval-current-env -n 2 --dist loadscope notebooks/
+
+test: unit notebooks
+
+run: data
+	cd notebooks && BNLAB_PROGRESS=0 ../$(VENV)/bin/jupyter nbconvert --to notebook --execute --inplace \
+		$(notdir $(NOTEBOOKS))
+
+bench: data
+	$(PY) benchmarks/train_speed.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache
