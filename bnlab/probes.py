@@ -6,6 +6,15 @@ per-layer mean/std, saturation), gradient norms, internal covariate shift
 """
 from __future__ import annotations
 
+import random
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
 # ---------------------------------------------------------------- activation statistics
 
 # ---------------------------------------------------------------- gradient norms
@@ -13,3 +22,325 @@ from __future__ import annotations
 # ---------------------------------------------------------------- internal covariate shift
 
 # ---------------------------------------------------------------- loss landscape
+
+DEFAULT_STEP_MULTIPLIERS: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0)
+"""Step sizes of the landscape probes, in units of the learning rate (η = c · lr)."""
+
+LossOf = Callable[[nn.Module], torch.Tensor]
+"""A function of the model that returns a scalar loss on a fixed batch (the same at every call)."""
+
+
+@contextmanager
+def preserved_state(model: nn.Module) -> Iterator[None]:
+    """Run a block that may change ``model`` and put everything back afterwards, bit for bit.
+
+    Restores every parameter and buffer (e.g. BN running statistics), every ``.grad``
+    (including ``None``), each module's train/eval flag, and the random states of
+    torch (CPU and CUDA), NumPy and Python's ``random``.
+    """
+    params = [(p, p.detach().clone(), None if p.grad is None else p.grad.detach().clone())
+              for p in model.parameters()]
+    buffers = [(b, b.detach().clone()) for b in model.buffers()]
+    modes = [(m, m.training) for m in model.modules()]
+    torch_state = torch.get_rng_state()
+    cuda_state = torch.cuda.get_rng_state_all() if torch.cuda.is_available() and torch.cuda.is_initialized() else None
+    np_state = np.random.get_state()
+    py_state = random.getstate()
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for p, value, grad in params:
+                p.copy_(value)
+                if grad is None:
+                    p.grad = None
+                elif p.grad is None:
+                    p.grad = grad
+                else:
+                    p.grad.copy_(grad)
+            for b, value in buffers:
+                b.copy_(value)
+        for m, training in modes:
+            m.training = training
+        torch.set_rng_state(torch_state)
+        if cuda_state is not None:
+            torch.cuda.set_rng_state_all(cuda_state)
+        np.random.set_state(np_state)
+        random.setstate(py_state)
+
+
+def batch_loss(loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], x: torch.Tensor,
+               y: torch.Tensor) -> LossOf:
+    """``model ↦ loss_fn(model(x), y)``: the loss on one fixed batch, as a ``LossOf``.
+
+    Shapes: x (B, ...) inputs, y (B, ...) targets; the result is a scalar tensor.
+    """
+    return lambda model: loss_fn(model(x), y)
+
+
+def _loss_and_grad(model: nn.Module, loss_of: LossOf, params: list[nn.Parameter],
+                   rng: torch.Tensor) -> tuple[float, torch.Tensor]:
+    """Loss and flattened gradient (P,), with torch's RNG reset to ``rng`` first (same noise every call)."""
+    torch.set_rng_state(rng)
+    loss = loss_of(model)
+    if loss.ndim != 0:
+        raise ValueError(f"the loss must be a scalar tensor, got shape {tuple(loss.shape)}")
+    grads = torch.autograd.grad(loss, params, allow_unused=True)
+    flat = torch.cat([(torch.zeros_like(p) if g is None else g).reshape(-1) for p, g in zip(params, grads)])
+    return float(loss.detach()), flat.detach()
+
+
+@dataclass
+class Landscape:
+    """The loss landscape along the gradient at one point w (Santurkar et al. 2018, Sec. 3.1, Fig. 4).
+
+    With g = ∇L(w) on a fixed batch and step sizes η_k (k = 1..K):
+
+    Attributes:
+        etas: (K,) the step sizes η_k.
+        loss: L(w).
+        losses: (K,) L(w − η_k g).
+        grad_norm: ‖g‖₂ over all trainable parameters.
+        grad_change: (K,) ‖∇L(w − η_k g) − g‖₂.
+        step: the training step it was taken at (-1 if unknown).
+    """
+
+    etas: np.ndarray
+    loss: float
+    losses: np.ndarray
+    grad_norm: float
+    grad_change: np.ndarray
+    step: int = -1
+
+    @property
+    def loss_range(self) -> float:
+        """max_k L(w − η_k g) − min_k L(w − η_k g): how much the loss varies along the step."""
+        return float(np.max(self.losses) - np.min(self.losses))
+
+    @property
+    def predictiveness(self) -> float:
+        """max_k ‖∇L(w − η_k g) − g‖ (smaller: the gradient predicts the gradient nearby better)."""
+        return float(np.max(self.grad_change))
+
+    @property
+    def relative_predictiveness(self) -> float:
+        """``predictiveness`` / ‖g‖: gradient change relative to the gradient itself."""
+        return self.predictiveness / max(self.grad_norm, 1e-30)
+
+    @property
+    def beta_per_eta(self) -> np.ndarray:
+        """(K,) ‖∇L(w − η_k g) − g‖ / ‖η_k g‖: the gradient's Lipschitz ratio over each step."""
+        return self.grad_change / np.maximum(self.etas * self.grad_norm, 1e-30)
+
+    @property
+    def beta_smoothness(self) -> float:
+        """Effective β-smoothness: max_k ‖∇L(w − η_k g) − g‖ / ‖η_k g‖."""
+        return float(np.max(self.beta_per_eta))
+
+
+def landscape(model: nn.Module, loss_of: LossOf, lr: float,
+              multipliers: Sequence[float] = DEFAULT_STEP_MULTIPLIERS, train_mode: bool = True,
+              step: int = -1) -> Landscape:
+    """Probe the loss along the gradient direction at the model's current weights w.
+
+    Computes g = ∇L(w), then L(w − ηg) and ∇L(w − ηg) for η = c · lr, c in ``multipliers``,
+    all on the same batch (``loss_of`` must evaluate the same data every call) and with the
+    same random draws (torch's RNG is reset before every evaluation, so a noisy layer sees
+    the same noise at every point). BN layers are probed in train mode (batch statistics)
+    when ``train_mode``. The model's parameters, buffers (running statistics), gradients,
+    modes and every RNG state are bit-identical afterwards.
+
+    Args:
+        model: the network; every parameter with ``requires_grad`` is part of w.
+        loss_of: model → scalar loss on a fixed batch (``batch_loss(loss_fn, x, y)``, or a
+            full-batch loss such as the deep linear network's).
+        lr: the learning rate the step sizes are multiples of.
+        multipliers: (K,) positive step-size multipliers, default (0.5, 1, 2, 4).
+        train_mode: put the model in train mode for the probe (restored afterwards).
+        step: the training step, stored in the result.
+
+    Returns:
+        a ``Landscape`` (losses (K,), gradient changes (K,), and the derived measures).
+    """
+    if not lr > 0:
+        raise ValueError(f"lr must be positive, got {lr}")
+    mult = np.asarray(list(multipliers), dtype=float)
+    if mult.ndim != 1 or len(mult) == 0 or not np.all(mult > 0):
+        raise ValueError(f"multipliers must be a non-empty sequence of positive numbers, got {multipliers!r}")
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise ValueError("the model has no trainable parameters to probe")
+    etas = mult * lr
+    with preserved_state(model):
+        if train_mode:
+            model.train()
+        rng = torch.get_rng_state()
+        start = [p.detach().clone() for p in params]
+        loss0, g = _loss_and_grad(model, loss_of, params, rng)
+        losses, changes = [], []
+        for eta in etas:
+            with torch.no_grad():
+                offset = 0
+                for p, p0 in zip(params, start):
+                    n = p.numel()
+                    p.copy_(p0 - float(eta) * g[offset:offset + n].view_as(p))
+                    offset += n
+            loss_k, g_k = _loss_and_grad(model, loss_of, params, rng)
+            losses.append(loss_k)
+            changes.append(float(torch.linalg.vector_norm(g_k - g)))
+    return Landscape(etas=etas, loss=loss0, losses=np.asarray(losses), grad_norm=float(torch.linalg.vector_norm(g)),
+                     grad_change=np.asarray(changes), step=step)
+
+
+def landscape_probe(every: int = 100, multipliers: Sequence[float] = DEFAULT_STEP_MULTIPLIERS,
+                    train_mode: bool = True) -> Callable[[Any], Landscape]:
+    """A ``fit`` probe taking ``landscape`` on the step's batch every ``every`` steps.
+
+    ``fit(..., probes={"landscape": landscape_probe(every=100)})``; the returned function
+    reads a ``bnlab.train.ProbeContext`` (model, x, y, lr, loss_fn, step) and has an ``every``
+    attribute that ``fit`` honours. Stack its records with ``stack_landscapes``.
+    """
+    if int(every) < 1:
+        raise ValueError(f"every must be a positive number of steps, got {every}")
+    mult = tuple(float(c) for c in multipliers)
+
+    def probe(ctx: Any) -> Landscape:
+        return landscape(ctx.model, batch_loss(ctx.loss_fn, ctx.x, ctx.y), ctx.lr, mult,
+                         train_mode=train_mode, step=int(ctx.step))
+
+    probe.every = int(every)  # type: ignore[attr-defined]
+    return probe
+
+
+def stack_landscapes(records: Sequence[Landscape]) -> dict[str, np.ndarray]:
+    """Stack T ``Landscape`` records (one run) into arrays for plotting.
+
+    Returns a dict with "step" (T,), "etas" (K,), "loss" (T,), "losses" (T, K), "grad_norm" (T,),
+    "grad_change" (T, K), "relative_grad_change" (T, K), "beta" (T, K), and the per-step
+    summaries "loss_range", "predictiveness", "relative_predictiveness", "beta_smoothness" (T,).
+    """
+    if len(records) == 0:
+        raise ValueError("no landscape records to stack")
+    grad_norm = np.array([r.grad_norm for r in records])
+    change = np.stack([r.grad_change for r in records])
+    return {
+        "step": np.array([r.step for r in records]),
+        "etas": np.asarray(records[0].etas),
+        "loss": np.array([r.loss for r in records]),
+        "losses": np.stack([r.losses for r in records]),
+        "grad_norm": grad_norm,
+        "grad_change": change,
+        "relative_grad_change": change / np.maximum(grad_norm, 1e-30)[:, None],
+        "beta": np.stack([r.beta_per_eta for r in records]),
+        "loss_range": np.array([r.loss_range for r in records]),
+        "predictiveness": np.array([r.predictiveness for r in records]),
+        "relative_predictiveness": np.array([r.relative_predictiveness for r in records]),
+        "beta_smoothness": np.array([r.beta_smoothness for r in records]),
+    }
+
+
+# Santurkar et al. (2018), Theorem 4.1: the BN gradient-norm bound, checked per unit.
+
+def _is_batchnorm(module: nn.Module) -> bool:
+    """Plain BN only (bnlab's or torch's): NoisyBatchNorm's output is not γŷ + β, so the theorem does not apply."""
+    from bnlab.layers import BatchNorm
+    return isinstance(module, nn.modules.batchnorm._BatchNorm) or type(module) is BatchNorm
+
+
+@dataclass
+class BNGradientTerms:
+    """The ingredients of Theorem 4.1 for one BN layer, per unit j (all arrays (C,)).
+
+    y_j ∈ R^m are unit j's inputs to BN over the batch (m = batch size, times H·W for
+    images), ŷ_j = (y_j − μ_j)/σ_j with σ_j² = Var(y_j) + ε, z_j = γ_j ŷ_j + β_j the BN
+    output, g_j = ∂L/∂z_j (the gradient an identical network without the BN layer would
+    have at its layer output) and ∂L̂/∂y_j the gradient through BN.
+
+    Attributes:
+        grad_in_sq: ‖∂L̂/∂y_j‖², the left-hand side.
+        grad_out_sq: ‖g_j‖².
+        mean_term: ⟨1, g_j⟩² / m (what removing the mean takes away).
+        yhat_term: ⟨g_j, ŷ_j⟩² / m (what removing the component along ŷ_j takes away).
+        gain: γ_j² / σ_j².
+        m: the number of values per unit.
+        layer: the BN module's name.
+    """
+
+    grad_in_sq: np.ndarray
+    grad_out_sq: np.ndarray
+    mean_term: np.ndarray
+    yhat_term: np.ndarray
+    gain: np.ndarray
+    m: int
+    layer: str = ""
+
+    @property
+    def bound(self) -> np.ndarray:
+        """(C,) the right-hand side γ²/σ² · (‖g‖² − ⟨1,g⟩²/m − ⟨g,ŷ⟩²/m)."""
+        return self.gain * (self.grad_out_sq - self.mean_term - self.yhat_term)
+
+    @property
+    def removed_fraction(self) -> np.ndarray:
+        """(C,) share of ‖g‖² removed by the two projections (in [0, 1])."""
+        return (self.mean_term + self.yhat_term) / np.maximum(self.grad_out_sq, 1e-300)
+
+    @property
+    def reduction(self) -> np.ndarray:
+        """(C,) ‖∂L̂/∂y‖² / ‖∂L/∂z‖²: how much smaller the gradient through BN is."""
+        return self.grad_in_sq / np.maximum(self.grad_out_sq, 1e-300)
+
+
+def bn_gradient_terms(model: nn.Module, loss_of: LossOf, train_mode: bool = True) -> dict[str, BNGradientTerms]:
+    """Measure the ingredients of Santurkar et al.'s Theorem 4.1 at every BN layer of ``model``.
+
+    One forward/backward pass of ``loss_of(model)`` in train mode (batch statistics); hooks record
+    each BN layer's input y (N, C[, H, W]) and output z and their gradients. Leaves parameters,
+    buffers, gradients, modes and RNG states bit-identical.
+
+    Returns:
+        BN layer name → ``BNGradientTerms`` with per-unit arrays of shape (C,).
+    """
+    layers = [(name, m) for name, m in model.named_modules() if _is_batchnorm(m)]
+    if not layers:
+        raise ValueError("the model has no batch-normalization layer (bnlab.layers.BatchNorm or nn.BatchNorm*)")
+    captured: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def hook(name: str) -> Callable:
+        def record(module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
+            inputs[0].retain_grad()
+            output.retain_grad()
+            captured[name] = (inputs[0], output)
+        return record
+
+    result: dict[str, BNGradientTerms] = {}
+    with preserved_state(model):
+        if train_mode:
+            model.train()
+        handles = [m.register_forward_hook(hook(name)) for name, m in layers]
+        try:
+            loss = loss_of(model)
+            loss.backward()
+        finally:
+            for h in handles:
+                h.remove()
+        with torch.no_grad():
+            for name, module in layers:
+                y, z = captured[name]
+                if y.grad is None or z.grad is None:
+                    raise ValueError(f"BN layer {name!r} got no gradient: is it used by the loss?")
+                c = y.shape[1]
+                flat = lambda t: t.detach().transpose(0, 1).reshape(c, -1).double()  # noqa: E731
+                yv, gz, gy = flat(y), flat(z.grad), flat(y.grad)
+                m = yv.shape[1]
+                var, mean = torch.var_mean(yv, dim=1, correction=0)
+                sigma2 = var + module.eps
+                yhat = (yv - mean[:, None]) / sigma2.sqrt()[:, None]
+                gamma = module.weight.detach().double() if module.weight is not None else torch.ones(c).double()
+                result[name] = BNGradientTerms(
+                    grad_in_sq=(gy ** 2).sum(1).numpy(),
+                    grad_out_sq=(gz ** 2).sum(1).numpy(),
+                    mean_term=(gz.sum(1) ** 2 / m).numpy(),
+                    yhat_term=((gz * yhat).sum(1) ** 2 / m).numpy(),
+                    gain=(gamma ** 2 / sigma2).numpy(),
+                    m=m, layer=name)
+    return result
