@@ -11,6 +11,9 @@ from bnlab.layers import make_norm
 
 __all__ = ["mlp", "ACTIVATIONS", "deep_linear", "dln_data", "dln_loss"]
 
+# Layer kinds that do not subtract a mean, so a bias before them is not redundant.
+KEEPS_BIAS = frozenset({"noise"})
+
 ACTIVATIONS = {
     "sigmoid": nn.Sigmoid,
     "relu": nn.ReLU,
@@ -41,7 +44,8 @@ def mlp(widths: Sequence[int] = (100, 100, 100), activation: str = "sigmoid", no
         norm_kwargs: extra keyword arguments for each norm layer (e.g. ``{"momentum": 0.01}``).
 
     A Linear layer directly followed by a norm layer has no bias (the norm's
-    centring would cancel it; its shift β takes the role).
+    centring would cancel it; its shift β takes the role). The "noise" kind (noise
+    injection without normalization, a control) centres nothing, so its Linear keeps the bias.
 
     Shapes: input (N, in_features) or (N, 1, 28, 28); output (N, num_classes).
     """
@@ -58,7 +62,7 @@ def mlp(widths: Sequence[int] = (100, 100, 100), activation: str = "sigmoid", no
     layers: "OrderedDict[str, nn.Module]" = OrderedDict(flatten=nn.Flatten())
     fan_in = in_features
     for k, width in enumerate(widths, start=1):
-        bias = norm is None or placement == "after"
+        bias = norm is None or norm in KEEPS_BIAS or placement == "after"
         layers[f"fc{k}"] = nn.Linear(fan_in, width, bias=bias)
         if norm is not None and placement == "before":
             layers[f"norm{k}"] = make_norm(norm, width, **norm_kwargs)

@@ -85,3 +85,8 @@ def test_wrong_input_width_is_a_clear_error():
     model = models.mlp(in_features=784)
     with pytest.raises(RuntimeError, match="shapes cannot be multiplied"):
         model(torch.rand(4, 3, 32, 32))
+
+
+def test_noise_control_keeps_the_bias_it_does_not_centre():
+    model = models.mlp(widths=(16,), norm="noise")
+    assert model.fc1.bias is not None
