@@ -205,18 +205,18 @@ class NoiseInjection(nn.Module):
     """The noise of ``NoisyBatchNorm`` without the normalization: the plain-net control.
 
     Training mode: ``s * (x + b) + m`` with (s, m) from ``algorithm1_noise``;
-    eval mode: ``x + b``. The learnable per-unit bias b (zeros at first) stands
-    in for the bias that ``mlp`` drops from a Linear followed by a "norm" layer,
-    so ``mlp(norm="noise")`` in eval mode is exactly the plain network.
+    eval mode: ``x + b`` (without ``bias``: b = 0, the identity). ``mlp(norm="noise")``
+    keeps the bias of the Linear before it (nothing here subtracts a mean), so its
+    parameters are exactly the plain network's and in eval mode it *is* the plain network.
 
     Args:
-        num_features: C. bias: learn b (default True).
+        num_features: C. bias: learn an extra per-unit bias b (default False).
         mean_range, scale_range, mean_jitter, scale_jitter: as ``NoisyBatchNorm``.
 
     Shapes: input (N, C) or (N, C, H, W); output the same.
     """
 
-    def __init__(self, num_features: int, bias: bool = True, mean_range: float = 0.5,
+    def __init__(self, num_features: int, bias: bool = False, mean_range: float = 0.5,
                  scale_range: tuple[float, float] = (1.0, 1.25), mean_jitter: float = 0.1,
                  scale_jitter: float = 0.1) -> None:
         super().__init__()

@@ -117,7 +117,7 @@ def test_gradients_flow(kind, shape):
 
 def test_noise_injection_is_plain_in_eval_and_noisy_in_training():
     torch.manual_seed(4)
-    layer = NoiseInjection(5)
+    layer = NoiseInjection(5, bias=True)
     with torch.no_grad():
         layer.bias.normal_()
     x = torch.randn(64, 5)
@@ -131,24 +131,20 @@ def test_noise_injection_is_plain_in_eval_and_noisy_in_training():
     torch.testing.assert_close(out, s * (x + layer.bias) + m)
     quiet = NoiseInjection(5, mean_range=0.0, scale_range=(1.0, 1.0), mean_jitter=0.0, scale_jitter=0.0)
     torch.testing.assert_close(quiet(x), x)
+    assert list(NoiseInjection(5).parameters()) == []
 
 
 def test_mlp_noise_is_the_plain_net_in_eval_mode():
     torch.manual_seed(6)
-    noisy = mlp((20, 20), norm="noise", init_std=0.1, in_features=12)
-    plain = mlp((20, 20), norm=None, init_std=0.1, in_features=12)
-    # same weights; the plain Linear bias lives in the noise layer's bias
-    state = {}
-    for k in (1, 2):
-        state[f"fc{k}.weight"] = noisy.state_dict()[f"fc{k}.weight"]
-        state[f"fc{k}.bias"] = torch.randn(20)
-        with torch.no_grad():
-            getattr(noisy, f"norm{k}").bias.copy_(state[f"fc{k}.bias"])
-    state["out.weight"], state["out.bias"] = noisy.out.weight, noisy.out.bias
-    plain.load_state_dict(state)
+    noisy = mlp((20, 20), norm="noise", in_features=12)
+    plain = mlp((20, 20), norm=None, in_features=12)
+    assert list(noisy.state_dict()) == list(plain.state_dict())  # the same parameters, no more
+    plain.load_state_dict(noisy.state_dict())
     x = torch.randn(10, 12)
     noisy.eval(), plain.eval()
     torch.testing.assert_close(noisy(x), plain(x))
+    noisy.train()
+    assert not torch.allclose(noisy(x), plain(x))
 
 
 # ------------------------------------------------------------------ LpNorm
