@@ -21,8 +21,9 @@ setup: $(VENV)/.installed
 data: setup
 	$(PY) -m bnlab.data fetch fashion-mnist
 
+# (jupyter refuses to run as root without --allow-root, e.g. in a container)
 lab: data
-	$(VENV)/bin/jupyter lab notebooks/
+	$(VENV)/bin/jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root,) notebooks/
 
 unit: data
 	BNLAB_QUICK=1 $(PY) -m pytest -n 2 tests/
