@@ -35,7 +35,8 @@ test: unit notebooks
 
 run: data
 	cd notebooks && BNLAB_PROGRESS=0 ../$(VENV)/bin/jupyter nbconvert --to notebook --execute --inplace \
-		$(notdir $(NOTEBOOKS))
+		--ExecutePreprocessor.kernel_name=python3 --ExecutePreprocessor.timeout=1800 $(notdir $(NOTEBOOKS))
+	$(PY) scripts/clean_notebooks.py $(NOTEBOOKS)
 
 bench: data
 	$(PY) benchmarks/train_speed.py
