@@ -220,7 +220,7 @@ def fit(model: nn.Module | Callable[[], nn.Module], data: Dataset | Sequence[tor
         train_sub = (data.x_train[sub], data.y_train[sub])
 
     optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
-    losses = torch.full((steps,), float("nan"))
+    losses = torch.full((steps,), float("nan"), device=dev)  # on the device: no sync per step
     eval_steps: list[int] = []
     test_acc: list[float] = []
     test_loss: list[float] = []
@@ -292,7 +292,7 @@ def fit(model: nn.Module | Callable[[], nn.Module], data: Dataset | Sequence[tor
                   weight_decay=weight_decay, eval_every=eval_every, device=str(dev), dataset=data.name)
     return History(
         steps=np.asarray(eval_steps), test_acc=np.asarray(test_acc), test_loss=np.asarray(test_loss),
-        train_acc=np.asarray(train_acc), train_loss=losses.numpy().astype(np.float64),
+        train_acc=np.asarray(train_acc), train_loss=losses.cpu().numpy().astype(np.float64),
         probes=probe_out, probe_steps=probe_at, diverged=diverged_at is not None, diverged_at=diverged_at,
         config=config, seconds=seconds,
     )
