@@ -11,8 +11,8 @@ import torch
 from torch import nn
 
 from bnlab.models import deep_linear, dln_data, dln_loss, mlp
-from bnlab.probes import (DEFAULT_STEP_MULTIPLIERS, Landscape, batch_loss, bn_gradient_terms, landscape,
-                          landscape_probe, preserved_state, stack_landscapes)
+from bnlab.probes import (DEFAULT_STEP_MULTIPLIERS, Landscape, batch_loss, bn_gradient_probe, bn_gradient_terms,
+                          landscape, landscape_probe, preserved_state, stack_landscapes, window_means)
 from bnlab.train import fit, fit_full_batch
 
 CE = nn.functional.cross_entropy
@@ -256,3 +256,23 @@ def test_theorem_4_1_terms_on_images_use_n_h_w_values_per_channel():
     assert terms.m == 5 * 4 * 4
     assert np.all(terms.grad_in_sq <= terms.bound * (1 + 1e-6) + 1e-15)
     assert math.isclose(float(terms.grad_in_sq.sum()), float(terms.bound.sum()), rel_tol=1e-2)
+
+
+def test_window_means_average_the_probes_up_to_each_checkpoint():
+    steps = np.arange(0, 101, 10)
+    values = steps.astype(float)
+    got = window_means(steps, values, [50, 100], window=30)
+    np.testing.assert_allclose(got, [np.mean([30, 40, 50]), np.mean([80, 90, 100])])
+    with pytest.raises(ValueError, match="no probe"):
+        window_means(steps, values, [55], window=4)
+    with pytest.raises(ValueError, match="same length"):
+        window_means(steps, values[:-1], [50], window=30)
+
+
+def test_bn_gradient_probe_in_fit():
+    x, y = _batch(64)
+    hist = fit(lambda: _tiny("bn", seed=1), (x, y, x, y), steps=10, lr=0.1, batch_size=16, progress=False,
+               probes={"thm41": bn_gradient_probe(every=5)})
+    recs = hist.probes["thm41"]
+    assert len(recs) == 3 and sorted(recs[0]) == ["norm1", "norm2"]
+    assert all(np.all(t.grad_in_sq <= t.bound * (1 + 1e-6) + 1e-15) for r in recs for t in r.values())
