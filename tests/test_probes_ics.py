@@ -1,0 +1,161 @@
+"""Internal covariate shift (Santurkar et al. 2018, Def. 2.1) as a probe."""
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from bnlab.models import deep_linear, dln_data, dln_loss, mlp
+from bnlab.probes import ics, ics_probe, layer_groups, stack_ics
+from bnlab.train import fit
+
+
+def _tiny(norm: str | None = None) -> nn.Sequential:
+    torch.manual_seed(0)
+    return mlp((8, 6), activation="tanh", norm=norm, init_std=0.5, in_features=5, num_classes=3)
+
+
+def _batch(n: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(1)
+    return torch.randn(n, 5, generator=g), torch.randint(0, 3, (n,), generator=g)
+
+
+def test_layer_groups_follow_the_paper():
+    plain = layer_groups(_tiny())
+    assert [n for n, _ in plain] == ["fc1", "fc2", "out"]
+    assert [len(ps) for _, ps in plain] == [2, 2, 2]  # weight + bias
+    bn = layer_groups(_tiny("bn"))
+    assert [n for n, _ in bn] == ["fc1", "fc2", "out"]
+    net = _tiny("bn")
+    got = layer_groups(net)[0][1]
+    assert got[0] is net.fc1.weight and got[1] is net.norm1.weight and got[2] is net.norm1.bias
+
+
+def test_ics_matches_definition_2_1_by_hand():
+    model = _tiny()
+    x, y = _batch()
+    lr = 0.3
+    res = ics(model, (x, y), lr)
+    params = [model.fc1.weight, model.fc1.bias, model.fc2.weight, model.fc2.bias, model.out.weight, model.out.bias]
+    grads = torch.autograd.grad(nn.functional.cross_entropy(model(x), y), params)
+    clone = _tiny()  # same seed → same weights
+    # G' of the output layer: fc1 and fc2 take their SGD step, out stays
+    with torch.no_grad():
+        for name in ("fc1", "fc2"):
+            layer = getattr(clone, name)
+            i = ["fc1", "fc2"].index(name) * 2
+            layer.weight -= lr * grads[i]
+            layer.bias -= lr * grads[i + 1]
+    g_out = torch.cat([g.flatten() for g in grads[4:]])
+    gp = torch.autograd.grad(nn.functional.cross_entropy(clone(x), y), [clone.out.weight, clone.out.bias])
+    gp_out = torch.cat([g.flatten() for g in gp])
+    assert res.layers == ["fc1", "fc2", "out"]
+    np.testing.assert_allclose(res.ics[2], float((g_out - gp_out).norm()), rtol=1e-5)
+    np.testing.assert_allclose(res.relative[2], float((g_out - gp_out).norm() / g_out.norm()), rtol=1e-5)
+    np.testing.assert_allclose(res.cos[2], float(g_out @ gp_out / (g_out.norm() * gp_out.norm())), rtol=1e-5)
+    np.testing.assert_allclose(res.grad_norm[2], float(g_out.norm()), rtol=1e-6)
+    # layer 1 has nothing below it: no shift
+    assert res.ics[0] == 0.0 and res.cos[0] == pytest.approx(1.0)
+    # the shift vanishes with the step size (G' → G)
+    small = ics(model, (x, y), 1e-6)
+    assert np.all(small.relative < 1e-3) and np.all(small.cos > 0.999)
+    assert np.all(res.relative[1:] > 10 * small.relative[1:])
+
+
+def _snapshot(model: nn.Module) -> dict:
+    return {
+        "params": [p.detach().clone() for p in model.parameters()],
+        "grads": [None if p.grad is None else p.grad.clone() for p in model.parameters()],
+        "buffers": [b.clone() for b in model.buffers()],
+        "modes": [m.training for m in model.modules()],
+        "torch_rng": torch.get_rng_state(),
+        "np_rng": np.random.get_state()[1].copy(),
+        "py_rng": random.getstate(),
+    }
+
+
+def _assert_same(a: dict, b: dict) -> None:
+    for key in ("params", "buffers"):
+        for u, v in zip(a[key], b[key]):
+            assert torch.equal(u, v), key
+    for u, v in zip(a["grads"], b["grads"]):
+        assert (u is None and v is None) or torch.equal(u, v)
+    assert a["modes"] == b["modes"]
+    assert torch.equal(a["torch_rng"], b["torch_rng"])
+    assert np.array_equal(a["np_rng"], b["np_rng"]) and a["py_rng"] == b["py_rng"]
+
+
+@pytest.mark.parametrize("norm", [None, "bn", "noisy_bn", "noise"])
+@pytest.mark.parametrize("mode", ["train", "eval"])
+@pytest.mark.parametrize("with_grads", [False, True])
+def test_ics_leaves_everything_bit_identical(norm, mode, with_grads):
+    model = _tiny(norm)
+    x, y = _batch()
+    model(x)  # running statistics away from their initial values
+    if with_grads:
+        nn.functional.cross_entropy(model(x), y).backward()
+    model.train(mode == "train")
+    before = _snapshot(model)
+    res = ics(model, (x, y), 0.5)
+    _assert_same(before, _snapshot(model))
+    assert np.all(np.isfinite(res.ics)) and np.all(res.ics[1:] > 0)
+
+
+def test_bn_is_probed_with_batch_statistics():
+    model = _tiny("bn")
+    x, y = _batch()
+    model.eval()
+    train_stats = ics(model, (x, y), 0.5)
+    running_stats = ics(model, (x, y), 0.5, train_mode=False)
+    assert not np.allclose(train_stats.grad_norm, running_stats.grad_norm)
+    model.train()
+    np.testing.assert_array_equal(ics(model, (x, y), 0.5).ics, train_stats.ics)
+
+
+def test_noise_is_the_same_in_every_pass():
+    """With fixed noise, G' → G as lr → 0 even in a noisy net (fresh noise would not)."""
+    model = _tiny("noisy_bn")
+    res = ics(model, _batch(), 1e-7)
+    assert np.all(res.relative < 1e-3)
+
+
+@pytest.mark.parametrize("norm", [None, "noisy_bn"])
+def test_probe_does_not_change_the_training_run(norm):
+    g = torch.Generator().manual_seed(2)
+    data = (torch.randn(300, 5, generator=g), torch.randint(0, 3, (300,), generator=g),
+            torch.randn(50, 5, generator=g), torch.randint(0, 3, (50,), generator=g))
+
+    def make() -> nn.Sequential:
+        return mlp((8, 6), norm=norm, init_std=0.5, in_features=5, num_classes=3)
+
+    probe = ics_probe(every=7)
+    with_probe = fit(make, data, steps=40, lr=0.2, batch_size=20, seed=3, probes={"ics": probe}, progress=False)
+    without = fit(make, data, steps=40, lr=0.2, batch_size=20, seed=3, progress=False)
+    np.testing.assert_array_equal(with_probe.train_loss, without.train_loss)
+    np.testing.assert_array_equal(with_probe.test_acc, without.test_acc)
+    stacked = stack_ics(with_probe.probes["ics"])
+    assert list(stacked["step"]) == [0, 7, 14, 21, 28, 35, 40]
+    assert stacked["relative"].shape == (7, 3) and stacked["layers"] == ["fc1", "fc2", "out"]
+
+
+def test_ics_on_the_deep_linear_network():
+    x, y, _ = dln_data(n=200)
+    torch.manual_seed(0)
+    res = ics(deep_linear(depth=6), (x, y), 1e-4, loss_fn=dln_loss)
+    assert res.layers == [f"fc{k}" for k in range(1, 7)]
+    assert np.all(res.cos > 0.9)  # tiny steps in a linear net: G' ≈ G
+    torch.manual_seed(0)
+    with_bn = ics(deep_linear(depth=6, bn=True), (x, y), 1e-4, loss_fn=dln_loss)
+    assert with_bn.layers == res.layers
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="lr"):
+        ics(_tiny(), _batch(), 0.0)
+    with pytest.raises(ValueError, match="every"):
+        ics_probe(every=0)
+    with pytest.raises(ValueError, match="no ICS records"):
+        stack_ics([])
