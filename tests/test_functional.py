@@ -1,0 +1,330 @@
+"""bnlab.functional: NumPy batch/layer norm against finite differences and torch autograd."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from bnlab import functional as F
+from bnlab.gradcheck import numerical_gradient, rel_error
+
+SHAPES = [(2, 1), (2, 4), (3, 1), (5, 7), (16, 3), (64, 10)]
+BACKWARDS = {"staged": F.batchnorm_backward, "alt": F.batchnorm_backward_alt}
+
+
+def make_inputs(n: int, d: int, seed: int = 0):
+    """x, gamma, beta, dout (float64) and a finite-difference step.
+
+    For N = 2 the batch variance is kept comparable to eps: otherwise both values
+    normalize to ±1 whatever x is, dx is ~eps/var ≈ 1e-5 times smaller than usual
+    and no finite difference resolves it to a relative error of 1e-8.
+    """
+    rng = np.random.default_rng(seed)
+    scale = 3e-3 if n == 2 else 1.0
+    x = 1.0 + 3.0 * scale * rng.standard_normal((n, d))
+    if n == 2:
+        x[1] = x[0] + rng.choice([-1.0, 1.0], size=d) * rng.uniform(1.0, 3.0, size=d) * scale
+    return x, rng.standard_normal(d), rng.standard_normal(d), rng.standard_normal((n, d)), 3e-3 * scale
+
+
+def torch_reference(x, gamma, beta, dout, eps=1e-5):
+    """Autograd of the plain formula, float64: (out, dx, dgamma, dbeta)."""
+    xt, gt, bt = (torch.tensor(a, requires_grad=True) for a in (x, gamma, beta))
+    mean = xt.mean(0)
+    var = ((xt - mean) ** 2).mean(0)
+    out = gt * (xt - mean) / torch.sqrt(var + eps) + bt
+    out.backward(torch.tensor(dout))
+    return out.detach().numpy(), xt.grad.numpy(), gt.grad.numpy(), bt.grad.numpy()
+
+
+# --------------------------------------------------------------------------- forward
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_forward_normalizes_each_feature_and_keeps_dtype(dtype):
+    rng = np.random.default_rng(1)
+    x = (5 + 3 * rng.standard_normal((50, 6))).astype(dtype)
+    out, cache = F.batchnorm_forward(x, np.ones(6), np.zeros(6))
+    assert out.dtype == dtype
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(out.mean(axis=0), 0, atol=tol)
+    np.testing.assert_allclose(out.var(axis=0), cache["var"] / (cache["var"] + 1e-5), rtol=tol)
+    gamma, beta = np.arange(1.0, 7.0), np.arange(6.0)
+    out2, _ = F.batchnorm_forward(x, gamma, beta)
+    np.testing.assert_allclose(out2, gamma * out + beta, rtol=1e-4 if dtype == np.float32 else 1e-12, atol=1e-5)
+
+
+@pytest.mark.parametrize("n,d", SHAPES)
+def test_forward_matches_torch(n, d):
+    x, gamma, beta, dout, _ = make_inputs(n, d)
+    out, _ = F.batchnorm_forward(x, gamma, beta)
+    assert rel_error(out, torch_reference(x, gamma, beta, dout)[0]) < 1e-10
+
+
+def test_gamma_and_beta_can_undo_the_normalization():
+    rng = np.random.default_rng(2)
+    x = 3 + 2 * rng.standard_normal((40, 5))
+    eps = 1e-5
+    gamma, beta = np.sqrt(x.var(axis=0) + eps), x.mean(axis=0)
+    out, _ = F.batchnorm_forward(x, gamma, beta, eps=eps)
+    np.testing.assert_allclose(out, x, rtol=1e-12, atol=1e-12)
+
+
+# --------------------------------------------------------------------------- backward
+
+@pytest.mark.parametrize("n,d", SHAPES)
+@pytest.mark.parametrize("kind", list(BACKWARDS))
+def test_backward_against_finite_differences(kind, n, d):
+    x, gamma, beta, dout, h = make_inputs(n, d, seed=n * 10 + d)
+    _, cache = F.batchnorm_forward(x, gamma, beta)
+    grads = BACKWARDS[kind](dout, cache)
+    inputs = [x, gamma, beta]
+    for j, g in enumerate(grads):
+        def f(a, j=j):
+            args = list(inputs)
+            args[j] = a
+            return F.batchnorm_forward(*args)[0]
+        num = numerical_gradient(f, inputs[j].copy(), dout, h=h, order=4)
+        assert rel_error(g, num) < 1e-8, (kind, ["dx", "dgamma", "dbeta"][j], rel_error(g, num))
+
+
+@pytest.mark.parametrize("n,d", SHAPES)
+@pytest.mark.parametrize("kind", list(BACKWARDS))
+def test_backward_against_torch_autograd(kind, n, d):
+    x, gamma, beta, dout, _ = make_inputs(n, d, seed=n * 10 + d)
+    _, cache = F.batchnorm_forward(x, gamma, beta)
+    _, *want = torch_reference(x, gamma, beta, dout)
+    for name, g, w in zip(["dx", "dgamma", "dbeta"], BACKWARDS[kind](dout, cache), want):
+        assert rel_error(g, w) < 1e-8, (kind, name, rel_error(g, w))
+
+
+def test_two_point_central_differences_also_agree_on_ordinary_shapes():
+    # the plain CS231n check (h = 1e-5): what a student sees in homework
+    x, gamma, beta, dout, _ = make_inputs(8, 5, seed=3)
+    _, cache = F.batchnorm_forward(x, gamma, beta)
+    dx, _, _ = F.batchnorm_backward(dout, cache)
+    num = numerical_gradient(lambda a: F.batchnorm_forward(a, gamma, beta)[0], x.copy(), dout)
+    assert rel_error(dx, num) < 1e-7
+
+
+def test_staged_and_simplified_agree_to_roundoff():
+    x, gamma, beta, dout, _ = make_inputs(100, 20, seed=4)
+    _, cache = F.batchnorm_forward(x, gamma, beta)
+    for a, b in zip(F.batchnorm_backward(dout, cache), F.batchnorm_backward_alt(dout, cache)):
+        assert rel_error(a, b) < 1e-10
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_gradient_is_orthogonal_to_ones_and_to_xhat(dtype):
+    """Σᵢ ∂ℓ/∂xᵢ = 0 always; Σᵢ ∂ℓ/∂xᵢ x̂ᵢ = k·∂ℓ/∂γ·ε/(σ²+ε), so exactly 0 only for eps = 0."""
+    x, gamma, beta, dout, _ = make_inputs(32, 6, seed=5)
+    x, dout = x.astype(dtype), dout.astype(dtype)
+    tol = 1e-5 if dtype == np.float32 else 1e-13
+    for eps in (0.0, 1e-5):
+        _, cache = F.batchnorm_forward(x, gamma, beta, eps=eps)
+        for backward in BACKWARDS.values():
+            dx, dgamma, _ = backward(dout, cache)
+            assert dx.dtype == dtype
+            scale = np.abs(dx).sum(axis=0)
+            assert np.all(np.abs(dx.sum(axis=0)) <= tol * scale)
+            along_xhat = (dx * cache["xhat"]).sum(axis=0)
+            predicted = cache["inv_std"] * cache["gamma"] * dgamma * eps / (cache["var"] + eps)
+            assert np.all(np.abs(along_xhat - predicted) <= 10 * tol * scale)
+
+
+def test_float32_backward_close_to_float64():
+    x, gamma, beta, dout, _ = make_inputs(16, 4, seed=6)
+    _, c64 = F.batchnorm_forward(x, gamma, beta)
+    _, c32 = F.batchnorm_forward(x.astype(np.float32), gamma, beta)
+    dx64 = F.batchnorm_backward_alt(dout, c64)[0]
+    dx32 = F.batchnorm_backward_alt(dout.astype(np.float32), c32)[0]
+    np.testing.assert_allclose(dx32, dx64, atol=1e-5 * np.abs(dx64).max())
+
+
+def test_scale_invariance_of_linear_then_bn():
+    """BN((aW)u) = BN(Wu), same ∂/∂u, and ∂/∂(aW) = (1/a)·∂/∂W (eps = 0 makes it exact)."""
+    rng = np.random.default_rng(7)
+    u, w = rng.standard_normal((30, 8)), rng.standard_normal((8, 5))
+    gamma, beta, dout = rng.standard_normal(5), rng.standard_normal(5), rng.standard_normal((30, 5))
+
+    def run(weights):
+        out, cache = F.batchnorm_forward(u @ weights, gamma, beta, eps=0.0)
+        dh, _, _ = F.batchnorm_backward_alt(dout, cache)
+        return out, dh @ weights.T, u.T @ dh  # out, ∂/∂u, ∂/∂W
+
+    out1, du1, dw1 = run(w)
+    for a in (0.1, 3.0, 100.0):
+        out_a, du_a, dw_a = run(a * w)
+        assert rel_error(out_a, out1) < 1e-10
+        assert rel_error(du_a, du1) < 1e-8
+        assert rel_error(dw_a, dw1 / a) < 1e-8
+
+
+def test_bias_before_bn_gets_zero_gradient():
+    rng = np.random.default_rng(8)
+    h = rng.standard_normal((20, 4)) + rng.standard_normal(4)  # "u W + c"
+    _, cache = F.batchnorm_forward(h, rng.standard_normal(4), rng.standard_normal(4))
+    dout = rng.standard_normal((20, 4))
+    dh, _, _ = F.batchnorm_backward(dout, cache)
+    dc = dh.sum(axis=0)  # the bias c is added to every row
+    assert np.all(np.abs(dc) < 1e-13 * np.abs(dh).sum(axis=0))
+
+
+# --------------------------------------------------------------------------- inference and running statistics
+
+def test_inference_with_batch_statistics_equals_training_forward():
+    x, gamma, beta, _, _ = make_inputs(10, 3, seed=9)
+    out, cache = F.batchnorm_forward(x, gamma, beta)
+    np.testing.assert_allclose(F.batchnorm_inference(x, gamma, beta, cache["mu"], cache["var"]), out, rtol=1e-12)
+    single = F.batchnorm_inference(x[:1], gamma, beta, cache["mu"], cache["var"])  # N = 1 is fine at inference
+    np.testing.assert_allclose(single, out[:1], rtol=1e-12)
+
+
+def test_running_statistics_match_torch_batchnorm1d():
+    rng = np.random.default_rng(10)
+    torch_bn = torch.nn.BatchNorm1d(4, momentum=0.1).double()
+    mean, var = np.zeros(4), np.ones(4)
+    for _ in range(7):
+        x = 2 + 3 * rng.standard_normal((12, 4))
+        _, cache = F.batchnorm_forward(x, np.ones(4), np.zeros(4))
+        mean, var = F.update_running_stats(mean, var, cache["mu"], cache["var"], len(x), momentum=0.1)
+        torch_bn(torch.tensor(x))
+    np.testing.assert_allclose(mean, torch_bn.running_mean.numpy(), rtol=1e-12)
+    np.testing.assert_allclose(var, torch_bn.running_var.numpy(), rtol=1e-12)
+    torch_bn.eval()
+    x = rng.standard_normal((5, 4))
+    got = F.batchnorm_inference(x, np.ones(4), np.zeros(4), mean, var)
+    np.testing.assert_allclose(got, torch_bn(torch.tensor(x)).detach().numpy(), rtol=1e-10)
+
+
+def test_unbiased_variance_factor():
+    x = np.array([[1.0], [3.0]])  # biased variance 1, unbiased 2
+    _, var = F.update_running_stats(np.zeros(1), np.zeros(1), x.mean(0), x.var(0), 2, momentum=1.0)
+    assert var[0] == pytest.approx(2.0)
+    _, var = F.update_running_stats(np.zeros(1), np.zeros(1), x.mean(0), x.var(0), 2, momentum=1.0, unbiased=False)
+    assert var[0] == pytest.approx(1.0)
+
+
+def test_running_stats_class_matches_function_and_torch():
+    rng = np.random.default_rng(11)
+    stats = F.RunningStats(3, momentum=0.1)
+    torch_bn = torch.nn.BatchNorm1d(3).double()
+    for _ in range(5):
+        x = 1 + rng.standard_normal((8, 3))
+        stats.update(x)
+        torch_bn(torch.tensor(x))
+    np.testing.assert_allclose(stats.mean, torch_bn.running_mean.numpy(), rtol=1e-12)
+    np.testing.assert_allclose(stats.var, torch_bn.running_var.numpy(), rtol=1e-12)
+
+
+def test_cumulative_average_with_momentum_none():
+    rng = np.random.default_rng(12)
+    batches = [5 + 2 * rng.standard_normal((6, 2)) for _ in range(9)]
+    stats = F.RunningStats(2, momentum=None)
+    for b in batches:
+        stats.update(b)
+    np.testing.assert_allclose(stats.mean, np.mean([b.mean(0) for b in batches], axis=0), rtol=1e-12)
+    np.testing.assert_allclose(stats.var, np.mean([b.var(0, ddof=1) for b in batches], axis=0), rtol=1e-12)
+    torch_bn = torch.nn.BatchNorm1d(2, momentum=None).double()
+    for b in batches:
+        torch_bn(torch.tensor(b))
+    np.testing.assert_allclose(stats.var, torch_bn.running_var.numpy(), rtol=1e-12)
+
+
+def test_bias_correction_fixes_early_estimates_and_fades_later():
+    """Population mean 4, variance 9. Started at (0, 1) the EMA is far off for ~1/momentum
+    steps; the bias-corrected average is unbiased from the first step on."""
+    rng = np.random.default_rng(13)
+    plain = F.RunningStats(50, momentum=0.1)
+    corrected = F.RunningStats(50, momentum=0.1, bias_correction=True)
+    first = None
+    for t in range(1, 101):
+        x = 4 + 3 * rng.standard_normal((60, 50))
+        plain.update(x)
+        corrected.update(x)
+        if t == 1:
+            first = x
+            np.testing.assert_allclose(corrected.mean, x.mean(0), rtol=1e-12)      # exactly the first batch
+            np.testing.assert_allclose(corrected.var, x.var(0, ddof=1), rtol=1e-12)
+            np.testing.assert_allclose(plain.mean, 0.1 * x.mean(0), rtol=1e-12)    # 90% pulled to 0
+        if t == 5:
+            assert np.abs(plain.mean - 4).mean() > 1.5       # still (1 - 0.9⁵) ≈ 41% short
+            assert np.abs(corrected.mean - 4).mean() < 0.3
+    assert first is not None
+    # after 100 steps 0.9¹⁰⁰ ≈ 3e-5: the two agree
+    np.testing.assert_allclose(plain.mean, corrected.mean, rtol=1e-3)
+    np.testing.assert_allclose(plain.var, corrected.var, rtol=1e-3)
+    assert corrected.correction == pytest.approx(1 - 0.9 ** 100)
+
+
+# --------------------------------------------------------------------------- layer norm
+
+@pytest.mark.parametrize("n,d", [(1, 4), (3, 2), (6, 5), (16, 12)])
+def test_layernorm_against_torch_and_finite_differences(n, d):
+    rng = np.random.default_rng(n + d)
+    scale = 3e-3 if d == 2 else 1.0  # two values per row: keep their variance ~ eps (see make_inputs)
+    x = 1 + 2 * scale * rng.standard_normal((n, d))
+    gamma, beta, dout = rng.standard_normal(d), rng.standard_normal(d), rng.standard_normal((n, d))
+    out, cache = F.layernorm_forward(x, gamma, beta)
+    xt, gt, bt = (torch.tensor(a, requires_grad=True) for a in (x, gamma, beta))
+    ref = torch.nn.functional.layer_norm(xt, (d,), gt, bt, eps=1e-5)
+    ref.backward(torch.tensor(dout))
+    assert rel_error(out, ref.detach().numpy()) < 1e-10
+    grads = F.layernorm_backward(dout, cache)
+    inputs = [x, gamma, beta]
+    for j, (g, t) in enumerate(zip(grads, (xt, gt, bt))):
+        assert rel_error(g, t.grad.numpy()) < 1e-8
+        def f(a, j=j):
+            args = list(inputs)
+            args[j] = a
+            return F.layernorm_forward(*args)[0]
+        assert rel_error(g, numerical_gradient(f, inputs[j].copy(), dout, h=3e-3 * scale, order=4)) < 1e-8
+
+
+def test_layernorm_of_one_feature_is_beta_with_zero_gradient():
+    x = np.array([[1.0], [5.0], [-2.0]])
+    out, cache = F.layernorm_forward(x, np.array([2.0]), np.array([0.5]))
+    np.testing.assert_array_equal(out, 0.5)
+    dx, _, _ = F.layernorm_backward(np.ones((3, 1)), cache)
+    np.testing.assert_array_equal(dx, 0.0)
+
+
+# --------------------------------------------------------------------------- bad input
+
+@pytest.mark.parametrize("x,gamma,beta,match", [
+    (np.zeros(4), np.ones(4), np.zeros(4), "2-D"),
+    (np.zeros((2, 3, 4)), np.ones(3), np.zeros(3), "2-D"),
+    (np.zeros((1, 3)), np.ones(3), np.zeros(3), "at least 2 examples"),
+    (np.zeros((4, 3)), np.ones(2), np.zeros(3), "gamma must have shape"),
+    (np.zeros((4, 3)), np.ones(3), np.zeros((3, 1)), "beta must have shape"),
+    (np.array([[0.0, 1.0], [np.nan, 2.0]]), np.ones(2), np.zeros(2), "non-finite"),
+    (np.array([[0.0, 1.0], [np.inf, 2.0]]), np.ones(2), np.zeros(2), "non-finite"),
+    (np.zeros((4, 3)), np.array([1.0, np.inf, 1.0]), np.zeros(3), "non-finite"),
+    (np.zeros((4, 3), dtype=np.int64), np.ones(3), np.zeros(3), "floating-point"),
+])
+def test_bad_input_raises_value_error(x, gamma, beta, match):
+    with pytest.raises(ValueError, match=match):
+        F.batchnorm_forward(x, gamma, beta)
+
+
+def test_bad_backward_and_inference_input():
+    _, cache = F.batchnorm_forward(np.random.default_rng(0).standard_normal((4, 3)), np.ones(3), np.zeros(3))
+    with pytest.raises(ValueError, match="dout has shape"):
+        F.batchnorm_backward(np.ones((4, 2)), cache)
+    with pytest.raises(ValueError, match="non-finite"):
+        F.batchnorm_backward_alt(np.full((4, 3), np.nan), cache)
+    with pytest.raises(ValueError, match="cache"):
+        F.batchnorm_backward(np.ones((4, 3)), (1, 2, 3))
+    with pytest.raises(ValueError, match="running_var must have shape"):
+        F.batchnorm_inference(np.ones((2, 3)), np.ones(3), np.zeros(3), np.zeros(3), np.ones(2))
+    with pytest.raises(ValueError, match=">= 0"):
+        F.batchnorm_inference(np.ones((2, 3)), np.ones(3), np.zeros(3), np.zeros(3), -np.ones(3))
+    with pytest.raises(ValueError, match="eps"):
+        F.batchnorm_forward(np.ones((2, 3)), np.ones(3), np.zeros(3), eps=-1.0)
+    with pytest.raises(ValueError, match="momentum"):
+        F.update_running_stats(np.zeros(3), np.ones(3), np.zeros(3), np.ones(3), 4, momentum=1.5)
+    with pytest.raises(ValueError, match="m >= 2"):
+        F.update_running_stats(np.zeros(3), np.ones(3), np.zeros(3), np.ones(3), 1)
+    with pytest.raises(ValueError, match="features"):
+        F.RunningStats(3).update(np.ones((4, 2)))
+    with pytest.raises(ValueError, match="bias_correction"):
+        F.RunningStats(3, momentum=None, bias_correction=True)
