@@ -1,0 +1,88 @@
+"""bnlab.check: the homework checkers accept the reference and catch typical mistakes."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bnlab import check
+from bnlab import functional as F
+
+
+@pytest.mark.parametrize("checker,fn", [
+    (check.batchnorm_forward, F.batchnorm_forward),
+    (check.batchnorm_backward, F.batchnorm_backward),
+    (check.batchnorm_backward, F.batchnorm_backward_alt),
+    (check.batchnorm_backward_alt, F.batchnorm_backward_alt),
+    (check.batchnorm_inference, F.batchnorm_inference),
+    (check.layernorm_forward, F.layernorm_forward),
+    (check.layernorm_backward, F.layernorm_backward),
+    (check.update_running_stats, F.update_running_stats),
+])
+def test_reference_passes(checker, fn, capsys):
+    result = checker(fn)
+    assert result.passed and bool(result)
+    # layer norm of D = 1 feature is constant (β): its exact zero gradient meets finite differences of ~1e-15
+    assert result.worst_error < (1e-6 if checker is check.layernorm_backward else 1e-8)
+    assert capsys.readouterr().out.startswith(f"PASS {checker.__name__}")
+    assert {e[0] for e in result.errors} == set(check.SHAPES)
+
+
+def test_forward_with_unbiased_variance_fails_on_out(capsys):
+    def student(x, gamma, beta, eps=1e-5):
+        return gamma * (x - x.mean(0)) / np.sqrt(x.var(0, ddof=1) + eps) + beta, None
+    result = check.batchnorm_forward(student)
+    assert not result.passed and result.worst_output == "out"
+    assert "FAIL batchnorm_forward: out is wrong" in capsys.readouterr().out
+
+
+def test_backward_without_the_variance_path_fails_on_dx(capsys):
+    def student(dout, cache):  # forgets ∂ℓ/∂σ²: only the mean is removed
+        dxhat = dout * cache["gamma"]
+        dx = (dxhat - dxhat.mean(0)) * cache["inv_std"]
+        return dx, (dout * cache["xhat"]).sum(0), dout.sum(0)
+    result = check.batchnorm_backward(student, verbose=False)
+    assert not result.passed and result.worst_output == "dx" and result.worst_error > 1e-3
+    assert capsys.readouterr().out == ""
+
+
+def test_backward_with_wrong_dbeta_is_named():
+    result = check.batchnorm_backward_alt(lambda d, c: (F.batchnorm_backward_alt(d, c)[0], (d * c["xhat"]).sum(0),
+                                                        d.mean(0)), verbose=False)
+    assert not result.passed and result.worst_output == "dbeta"
+    assert "dbeta is wrong" in result.message
+
+
+def test_student_forward_with_its_own_cache():
+    def forward(x, gamma, beta, eps=1e-5):
+        mu, var = x.mean(0), x.var(0)
+        xhat = (x - mu) / np.sqrt(var + eps)
+        return gamma * xhat + beta, (xhat, gamma, var, eps)
+
+    def backward(dout, cache):
+        xhat, gamma, var, eps = cache
+        m = len(dout)
+        dgamma, dbeta = (dout * xhat).sum(0), dout.sum(0)
+        return gamma / (m * np.sqrt(var + eps)) * (m * dout - dbeta - xhat * dgamma), dgamma, dbeta
+    assert check.batchnorm_backward(backward, forward=forward, verbose=False).passed
+
+
+def test_crashes_and_wrong_returns_fail_with_a_message(capsys):
+    result = check.batchnorm_backward(lambda d, c: 1 / 0)
+    assert not result.passed and result.worst_error == float("inf")
+    assert "raised ZeroDivisionError" in capsys.readouterr().out
+    assert "should return 3 value(s)" in check.batchnorm_backward(lambda d, c: d, verbose=False).message
+    assert "of shape" in check.batchnorm_backward(lambda d, c: (d, d, d), verbose=False).message
+    assert "forward should return (out, cache)" in check.batchnorm_backward(
+        F.batchnorm_backward, forward=lambda x, g, b: x, verbose=False).message
+
+
+def test_running_stats_without_unbiasing_fails():
+    result = check.update_running_stats(
+        lambda rm, rv, bm, bv, m, mom: F.update_running_stats(rm, rv, bm, bv, m, mom, unbiased=False), verbose=False)
+    assert not result.passed and result.worst_output == "running var"
+
+
+def test_inference_with_batch_statistics_fails():
+    result = check.batchnorm_inference(lambda x, g, b, rm, rv, eps=1e-5: F.batchnorm_forward(x, g, b, eps)[0],
+                                       verbose=False)
+    assert not result.passed
