@@ -22,9 +22,14 @@ def _pyproject() -> set[str]:
 
 
 def _environment() -> set[str]:
-    names, in_pip = set(), False
+    names, in_deps, in_pip = set(), False, False
     for line in (ROOT / "environment.yml").read_text().splitlines():
         stripped = line.strip()
+        if not line.startswith(" ") and stripped.endswith(":"):
+            in_deps = stripped == "dependencies:"
+            continue
+        if not in_deps:
+            continue
         if stripped.startswith("- pip:"):
             in_pip = True
             continue
