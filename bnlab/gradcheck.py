@@ -169,7 +169,7 @@ def time_backward(backwards: Mapping[str, Callable[[np.ndarray, Any], Any]],
     """Median seconds per call of several backward functions at several (N, D) shapes.
 
     For each shape, builds x ~ N(0, 1), γ = 1, β = 0 (float64), runs ``forward``
-    once and then each backward ``repeats`` times on the same cache.
+    once and then calls the backward functions in turn, ``repeats`` rounds, on the same cache.
 
     Args:
         backwards: name → backward(dout, cache), e.g. {"staged": batchnorm_backward, ...}.
@@ -188,12 +188,14 @@ def time_backward(backwards: Mapping[str, Callable[[np.ndarray, Any], Any]],
         x = rng.standard_normal((n, d))
         out, cache = forward(x, np.ones(d), np.zeros(d))
         dout = rng.standard_normal(out.shape)
-        for name, bwd in backwards.items():
+        times: dict[str, list[float]] = {name: [] for name in backwards}
+        for bwd in backwards.values():
             bwd(dout, cache)  # warm-up
-            times = []
-            for _ in range(repeats):
+        for _ in range(repeats):  # interleaved, so a busy machine slows every function alike
+            for name, bwd in backwards.items():
                 start = time.perf_counter()
                 bwd(dout, cache)
-                times.append(time.perf_counter() - start)
-            result[name][j] = float(np.median(times))
+                times[name].append(time.perf_counter() - start)
+        for name in backwards:
+            result[name][j] = float(np.median(times[name]))
     return result
