@@ -98,8 +98,11 @@ def main() -> None:
     print(f"| model | fit | minimal | loader | torchvision | fit/minimal | loader/fit | torchvision/fit |")
     print(f"|---|---|---|---|---|---|---|---|")
     for norm in (None, "bn"):
-        ms = {name: min(fn(ds, norm, args.steps) for _ in range(args.repeats)) / args.steps * 1e3
-              for name, fn in METHODS}
+        seconds: dict[str, list[float]] = {name: [] for name, _ in METHODS}
+        for _ in range(args.repeats):  # interleaved, so a busy moment hits every method alike
+            for name, fn in METHODS:
+                seconds[name].append(fn(ds, norm, args.steps))
+        ms = {name: min(t) / args.steps * 1e3 for name, t in seconds.items()}
         print(f"| {'BN' if norm else 'plain'} | {ms['fit']:.3f} | {ms['minimal']:.3f} | {ms['loader']:.3f} | "
               f"{ms['torchvision']:.3f} | {ms['fit'] / ms['minimal']:.2f}x | {ms['loader'] / ms['fit']:.1f}x | "
               f"{ms['torchvision'] / ms['fit']:.1f}x |")

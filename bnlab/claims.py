@@ -48,7 +48,7 @@ CLAIMS: tuple[Claim, ...] = (
     Claim("ics-not-needed", "04", "BN still helps when we inject distribution shift after it "
           "(noisy BN): stable distributions are not what makes it work.",
           "Santurkar et al. 2018, §2.1",
-          "noisy BN within 0.01 of BN at 1k-10k steps; ahead of plain at lr 0.1"),
+          "noisy BN trains like BN (within 0.01) and far ahead of plain early on, lr 0.1"),
     Claim("ics-not-reduced", "04", "BN does not reduce internal covariate shift measured as the change "
           "of a layer's gradient after the layers below update.", "Santurkar et al. 2018, §2.2, Def. 2.1",
           "‖G−G′‖ and cos(G,G′) per layer, MLP and deep linear network"),

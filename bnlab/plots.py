@@ -98,7 +98,8 @@ def band(ax: plt.Axes, x: np.ndarray, ys: np.ndarray, label: str | None = None, 
 
 def curves(runs: Mapping[str, Sequence], metric: str = "test_acc", ax: plt.Axes | None = None,
            colors: Mapping[str, str] | None = None, title: str | None = None, ylabel: str | None = None,
-           xlabel: str = "training step", logy: bool = False) -> plt.Axes:
+           xlabel: str = "training step", logy: bool = False,
+           styles: Mapping[str, str] | None = None) -> plt.Axes:
     """Plot a metric of several methods over training, each a line with a min–max band over seeds.
 
     Args:
@@ -106,6 +107,8 @@ def curves(runs: Mapping[str, Sequence], metric: str = "test_acc", ax: plt.Axes 
             ("plain", "BN", "noisy BN", ...) unless ``colors`` says otherwise.
         metric: "test_acc", "test_loss", "train_acc" (at evaluation steps) or
             "train_loss" (smoothed over windows of ~1% of training).
+        colors, styles: label → colour / line style, overriding the course defaults
+            (e.g. ``styles={"BN": "--"}`` to tell apart two methods that overlap).
     """
     ax = new_axes(ax)
     for label, hists in runs.items():
@@ -120,7 +123,7 @@ def curves(runs: Mapping[str, Sequence], metric: str = "test_acc", ax: plt.Axes 
             x = hists[0].steps[:n]
             ys = np.stack([getattr(h, metric)[:n] for h in hists])
         c = (colors or {}).get(label) or color(label)
-        band(ax, x, ys, label=label, c=c)
+        band(ax, x, ys, label=label, c=c, linestyle=(styles or {}).get(label, "-"))
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel or {"test_acc": "test accuracy", "test_loss": "test loss (cross-entropy)",
                              "train_acc": "train accuracy", "train_loss": "train loss (cross-entropy)"}.get(metric, metric))
