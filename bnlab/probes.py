@@ -276,6 +276,21 @@ def drift(series: np.ndarray) -> np.ndarray:
     return np.max(np.abs(s - s[:1]), axis=0)
 
 
+def jitter(series: np.ndarray) -> np.ndarray:
+    """How much a quantity jumps between consecutive probes: mean_t |s_{t+1} − s_t| over axis 0.
+
+    ``drift`` measures how far a quantity wandered; ``jitter`` how restless it is
+    from one probe to the next (noisy BN: small drift of the mean, large jitter).
+
+    Args: series (K, ...) e.g. the median input of every unit at K ≥ 2 probe steps, (K, C).
+    Returns: (...) e.g. (C,) one mean step-to-step change per unit.
+    """
+    s = np.asarray(series, dtype=float)
+    if s.ndim == 0 or s.shape[0] < 2:
+        raise ValueError(f"series needs at least two steps along axis 0, got shape {s.shape}")
+    return np.abs(np.diff(s, axis=0)).mean(axis=0)
+
+
 # ---------------------------------------------------------------- gradient norms
 
 
@@ -386,6 +401,8 @@ class ICS:
         cos: (K,) cos(G_i, G′_i).
         grad_norm: (K,) ‖G_i‖₂.
         step: the training step it was taken at (-1 if unknown).
+        param_norm: (K,) ‖W_i‖₂ of the layer's parameters (all of its group), so
+            that ``lr * grad_norm / param_norm`` is the relative size of its SGD step.
     """
 
     layers: list[str]
@@ -394,6 +411,7 @@ class ICS:
     cos: np.ndarray
     grad_norm: np.ndarray
     step: int = -1
+    param_norm: np.ndarray | None = None
 
 
 def _set_group(params: list[nn.Parameter], values: list[torch.Tensor]) -> None:
@@ -465,8 +483,10 @@ def ics(model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor], lr: float,
     diff = np.array([float(torch.linalg.vector_norm(g - h)) for g, h in zip(g_groups, shifted)])
     h_norm = np.array([float(torch.linalg.vector_norm(h)) for h in shifted])
     dots = np.array([float(torch.dot(g, h)) for g, h in zip(g_groups, shifted)])
+    w_norm = np.array([float(torch.linalg.vector_norm(torch.cat([p.detach().reshape(-1) for p in params])))
+                       for _, params in groups])
     return ICS(layers=names, ics=diff, relative=diff / np.maximum(g_norm, 1e-30),
-               cos=dots / np.maximum(g_norm * h_norm, 1e-30), grad_norm=g_norm, step=step)
+               cos=dots / np.maximum(g_norm * h_norm, 1e-30), grad_norm=g_norm, step=step, param_norm=w_norm)
 
 
 def ics_probe(every: int = 100, train_mode: bool = True) -> Callable[[Any], ICS]:
@@ -491,11 +511,11 @@ def stack_ics(records: Sequence[ICS]) -> dict[str, Any]:
     """Stack T ``ICS`` records (one run) into arrays for plotting.
 
     Returns a dict with "layers" (K names), "step" (T,), and "ics", "relative",
-    "cos", "grad_norm", each (T, K).
+    "cos", "grad_norm", each (T, K); also "param_norm" (T, K) when every record has it.
     """
     if len(records) == 0:
         raise ValueError("no ICS records to stack (did the probe run?)")
-    return {
+    out = {
         "layers": list(records[0].layers),
         "step": np.array([r.step for r in records]),
         "ics": np.stack([r.ics for r in records]),
@@ -503,6 +523,40 @@ def stack_ics(records: Sequence[ICS]) -> dict[str, Any]:
         "cos": np.stack([r.cos for r in records]),
         "grad_norm": np.stack([r.grad_norm for r in records]),
     }
+    if all(r.param_norm is not None for r in records):
+        out["param_norm"] = np.stack([r.param_norm for r in records])
+    return out
+
+
+def ics_series(histories: Sequence[Any], key: str, probe: str = "ics") -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """One ICS quantity of several runs (seeds), stacked for plotting bands over seeds.
+
+    Args:
+        histories: S ``History`` objects whose ``probes[probe]`` holds ``ICS`` records.
+        key: "ics", "relative", "cos", "grad_norm", "param_norm", or "step_size"
+            (lr · ‖G_i‖ / ‖W_i‖, the relative size of layer i's SGD step; uses each run's lr).
+        probe: the probe's name in ``fit(..., probes=...)``.
+
+    Returns:
+        steps (T,), values (S, T, K) and the K layer names; runs of different length
+        are cut to the shortest (T probe steps).
+    """
+    if len(histories) == 0:
+        raise ValueError("no histories given")
+    stacks = []
+    for h in histories:
+        if probe not in h.probes:
+            raise ValueError(f"the run has no probe {probe!r}; it has {sorted(h.probes)}")
+        st = stack_ics(h.probes[probe])
+        if key == "step_size":
+            if "param_norm" not in st:
+                raise ValueError("the ICS records carry no param_norm; re-run with the current ics probe")
+            st["step_size"] = float(h.config["lr"]) * st["grad_norm"] / np.maximum(st["param_norm"], 1e-30)
+        if key not in st or key in ("layers", "step"):
+            raise ValueError(f"unknown ICS quantity {key!r}; use ics, relative, cos, grad_norm, param_norm or step_size")
+        stacks.append(st)
+    n = min(len(st["step"]) for st in stacks)
+    return stacks[0]["step"][:n], np.stack([st[key][:n] for st in stacks]), stacks[0]["layers"]
 
 
 # ---------------------------------------------------------------- loss landscape

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from bnlab.models import deep_linear, dln_data, dln_loss, mlp
-from bnlab.probes import ics, ics_probe, layer_groups, stack_ics
+from bnlab.probes import ics, ics_probe, ics_series, jitter, layer_groups, stack_ics
 from bnlab.train import fit
 
 
@@ -159,3 +159,43 @@ def test_bad_arguments():
         ics_probe(every=0)
     with pytest.raises(ValueError, match="no ICS records"):
         stack_ics([])
+
+
+def test_param_norm_is_the_norm_of_each_layer_group():
+    model = _tiny("bn")
+    res = ics(model, _batch(), 0.1)
+    want = [float(torch.cat([p.detach().flatten() for p in ps]).norm()) for _, ps in layer_groups(model)]
+    np.testing.assert_allclose(res.param_norm, want, rtol=1e-6)
+    assert stack_ics([res, res])["param_norm"].shape == (2, 3)
+
+
+def _two_runs(lr: float = 0.2) -> list:
+    g = torch.Generator().manual_seed(2)
+    data = (torch.randn(300, 5, generator=g), torch.randint(0, 3, (300,), generator=g),
+            torch.randn(50, 5, generator=g), torch.randint(0, 3, (50,), generator=g))
+    make = lambda: mlp((8, 6), init_std=0.5, in_features=5, num_classes=3)  # noqa: E731
+    return [fit(make, data, steps=steps, lr=lr, batch_size=20, seed=seed, probes={"ics": ics_probe(every=10)},
+                progress=False) for seed, steps in ((0, 30), (1, 20))]
+
+
+def test_ics_series_stacks_seeds_and_computes_step_sizes():
+    runs = _two_runs(lr=0.2)
+    steps, rel, names = ics_series(runs, "relative")
+    assert list(steps) == [0, 10, 20] and rel.shape == (2, 3, 3) and names == ["fc1", "fc2", "out"]
+    np.testing.assert_array_equal(rel[1], stack_ics(runs[1].probes["ics"])["relative"])
+    _, size, _ = ics_series(runs, "step_size")
+    st = stack_ics(runs[0].probes["ics"])
+    np.testing.assert_allclose(size[0], 0.2 * st["grad_norm"][:3] / st["param_norm"][:3])  # cut to the shorter run
+    with pytest.raises(ValueError, match="unknown ICS quantity"):
+        ics_series(runs, "layers")
+    with pytest.raises(ValueError, match="no probe"):
+        ics_series(runs, "cos", probe="pct")
+    with pytest.raises(ValueError, match="no histories"):
+        ics_series([], "cos")
+
+
+def test_jitter_is_the_mean_step_to_step_change():
+    series = np.array([[0.0, 1.0], [1.0, 1.0], [0.0, 4.0]])  # 3 probes, 2 units
+    np.testing.assert_allclose(jitter(series), [1.0, 1.5])
+    with pytest.raises(ValueError, match="two steps"):
+        jitter(np.zeros((1, 3)))
