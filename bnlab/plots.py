@@ -17,7 +17,7 @@ import numpy as np
 from bnlab.runtime import is_quick
 
 __all__ = ["COLORS", "color", "use_style", "new_axes", "curves", "band", "percentile_bands",
-           "heatmap", "image_grid", "save_figure", "FIGURE_DIR"]
+           "heatmap", "image_grid", "layer_bands", "save_figure", "FIGURE_DIR"]
 
 # One fixed colour per method, used by every notebook.
 COLORS: dict[str, str] = {
@@ -188,6 +188,43 @@ def heatmap(values: np.ndarray, xticklabels: Sequence, yticklabels: Sequence, ax
     if title:
         ax.set_title(title)
     return ax
+
+
+def layer_bands(series: Mapping[str, tuple[np.ndarray, np.ndarray, Sequence[str]]], layers: Sequence[int],
+                ylabel: str, title: str, logy: bool = True, xmax: float | None = None,
+                styles: Mapping[str, str] | None = None, xlabel: str = "training step") -> plt.Figure:
+    """One panel per layer, each method a line with a min–max band over seeds (e.g. ICS per layer).
+
+    Args:
+        series: method label → (steps (T,), values (S, T, K), K layer names), as
+            returned by ``bnlab.probes.ics_series``. Labels pick the colour.
+        layers: indices k into the K layers, one panel each.
+        styles: label → line style (e.g. ``{"BN": "--"}``).
+
+    Returns:
+        the figure (panels share the y axis; the legend is on the first panel).
+    """
+    if len(series) == 0 or len(layers) == 0:
+        raise ValueError("need at least one method in series and one layer index")
+    fig, axes = plt.subplots(1, len(layers), figsize=(4.6 * len(layers), 3.6), sharey=True, squeeze=False)
+    axes = axes[0]
+    for ax, k in zip(axes, layers):
+        for label, (steps, values, names) in series.items():
+            values = np.asarray(values, dtype=float)
+            if values.ndim != 3 or not -values.shape[2] <= k < values.shape[2]:
+                raise ValueError(f"{label}: values must be (S, T, K) with layer {k} in range, got {values.shape}")
+            band(ax, np.asarray(steps), values[:, :, k], label=label, c=color(label),
+                 linestyle=(styles or {}).get(label, "-"))
+        ax.set_title(f"layer {names[k]}")
+        ax.set_xlabel(xlabel)
+        if logy:
+            ax.set_yscale("log")
+        if xmax is not None:
+            ax.set_xlim(0, xmax)
+    axes[0].set_ylabel(ylabel)
+    axes[0].legend()
+    fig.suptitle(title, y=1.03)
+    return fig
 
 
 def image_grid(images, labels, classes: Sequence[str], per_class: int = 8, title: str | None = None) -> plt.Figure:
