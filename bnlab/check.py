@@ -82,7 +82,7 @@ def _inputs(n: int, d: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarr
     x = 1.0 + 3.0 * scale * rng.standard_normal((n, d))
     if n == 2:
         x[1] = x[0] + rng.choice([-1.0, 1.0], size=d) * rng.uniform(1.0, 3.0, size=d) * scale
-    return x, rng.standard_normal(d), rng.standard_normal(d), rng.standard_normal((n, d)), 1e-3 * scale
+    return x, rng.standard_normal(d), rng.standard_normal(d), rng.standard_normal((n, d)), 3e-3 * scale
 
 
 def _call(fn: Callable[..., Any], *args: Any) -> Any:
