@@ -7,6 +7,7 @@ Every function draws on an ``Axes`` you pass (or a new one) and returns it.
 from __future__ import annotations
 
 import os
+import zlib
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -65,11 +66,13 @@ use_style()
 def color(method: str) -> str:
     """The course colour for a method name ("plain", "bn", "noisy_bn", "ln", "l1", ...)."""
     key = method.lower().strip()
-    key = _ALIASES.get(key, key)
-    if key in COLORS:
-        return COLORS[key]
+    # "plain, init std 0.01" or "BN (lr 0.5)" take the colour of their method
+    for candidate in (key, key.split(",")[0].split("(")[0].strip()):
+        candidate = _ALIASES.get(candidate, candidate).replace(" ", "_")
+        if candidate in COLORS:
+            return COLORS[candidate]
     palette = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    return palette[hash(key) % len(palette)]
+    return palette[zlib.crc32(key.encode()) % len(palette)]  # stable across runs
 
 
 def new_axes(ax: plt.Axes | None = None, **subplot_kw) -> plt.Axes:

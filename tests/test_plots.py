@@ -40,3 +40,23 @@ def test_layer_bands_rejects_bad_input():
     with pytest.raises(ValueError, match="in range"):
         plots.layer_bands({"plain": _series(0.0)}, layers=(5,), ylabel="y", title="t")
     plt.close("all")
+
+
+def test_method_colours_are_fixed_and_found_in_longer_labels():
+    assert plots.color("plain") == plots.color("plain, init std 0.01") == plots.color("no BN")
+    assert plots.color("BN") == plots.color("BN (lr 0.5)") == plots.COLORS["bn"]
+    assert plots.color("noisy BN") == plots.COLORS["noisy_bn"] != plots.color("BN")
+    assert plots.color("some new method") == plots.color("some new method")  # stable, not random
+
+
+def test_curves_draws_a_band_per_method(small_fmnist):
+    from bnlab import models, train
+    runs = {label: train.fit_seeds(lambda: models.mlp(widths=(16,), norm=norm), small_fmnist, [0, 1],
+                                   steps=20, lr=0.1, eval_every=10, progress=False)
+            for label, norm in (("plain", None), ("BN", "bn"))}
+    ax = plots.curves(runs, "test_acc", title="t", styles={"BN": "--"})
+    lines = {line.get_label(): line for line in ax.get_lines()}
+    assert set(lines) == {"plain", "BN"} and lines["BN"].get_linestyle() == "--"
+    assert len(ax.collections) == 2  # one min-max band per method
+    assert ax.get_xlabel() == "training step" and ax.get_ylabel() == "test accuracy"
+    plt.close("all")
