@@ -125,7 +125,9 @@ class BatchNorm(nn.Module):
     uses the running statistics. Same parameters, buffers and ``state_dict``
     keys as ``nn.BatchNorm1d``/``nn.BatchNorm2d``, so state dicts load either way.
     In training mode the forward and the closed-form backward are one autograd
-    node (``batchnorm_train``), which keeps a training step close to torch's speed.
+    node (``batchnorm_train``) instead of the ~8 nodes autograd would build from
+    the formula, which makes a training step faster (torch's fused C++ kernel in
+    ``nn.BatchNorm1d`` is faster still).
 
     Args:
         num_features: C, the number of channels.
