@@ -70,20 +70,32 @@ def _batchnorm_naive(x: torch.Tensor, weight: torch.Tensor | None, bias: torch.T
     return out
 
 
+def _dims_and_shape(x: torch.Tensor) -> tuple[int | tuple[int, ...], tuple[int, ...] | None]:
+    """Reduction dims and broadcast shape; for (N, C) input a plain dim 0 and no reshaping (fewer ops)."""
+    if x.ndim == 2:
+        return 0, None
+    return _reduce_dims(x), _channel_shape(x)
+
+
+def _bcast(v: torch.Tensor, shape: tuple[int, ...] | None) -> torch.Tensor:
+    """A (C,) vector shaped to broadcast against the input (as is for (N, C) input)."""
+    return v if shape is None else v.view(shape)
+
+
 class _BatchNormFunction(torch.autograd.Function):
     """Forward and backward of training-mode batch norm as one autograd node (see ``batchnorm_train``)."""
 
     @staticmethod
     def forward(ctx, x, weight, bias, eps):  # type: ignore[override]
         # No autograd inside forward, so temporaries are updated in place (fewer kernels).
-        dims, shape = _reduce_dims(x), _channel_shape(x)
+        dims, shape = _dims_and_shape(x)
         inv_m = 1.0 / (x.numel() // x.shape[1])
         mean = x.sum(dim=dims).mul_(inv_m)                       # μ_B
-        xc = x - mean.view(shape)                                # x − μ_B
+        xc = x - _bcast(mean, shape)                             # x − μ_B
         var = (xc * xc).sum(dim=dims).mul_(inv_m)                # σ_B² (biased)
         inv_std = (var + eps).rsqrt_()                           # 1/√(σ_B² + ε)
-        xhat = xc.mul_(inv_std.view(shape))                      # x̂
-        out = xhat if weight is None else torch.addcmul(bias.view(shape), xhat, weight.view(shape))
+        xhat = xc.mul_(_bcast(inv_std, shape))                   # x̂
+        out = xhat if weight is None else torch.addcmul(_bcast(bias, shape), xhat, _bcast(weight, shape))
         ctx.save_for_backward(x, xhat, inv_std, weight, bias)
         ctx.eps = eps
         ctx.mark_non_differentiable(mean, var)
@@ -102,7 +114,7 @@ class _BatchNormFunction(torch.autograd.Function):
                 out = _batchnorm_naive(x, weight, bias, ctx.eps)
                 grads = torch.autograd.grad(out, inputs, dout, create_graph=True)
             return (grads[0], grads[1], grads[2], None) if affine else (grads[0], None, None, None)
-        dims, shape = _reduce_dims(x), _channel_shape(x)
+        dims, shape = _dims_and_shape(x)
         inv_m = 1.0 / (x.numel() // x.shape[1])
         dbeta = dout.sum(dim=dims)                               # ∂ℓ/∂β = Σ ∂ℓ/∂y
         dgamma = (dout * xhat).sum(dim=dims)                     # ∂ℓ/∂γ = Σ ∂ℓ/∂y · x̂
@@ -110,8 +122,8 @@ class _BatchNormFunction(torch.autograd.Function):
         if ctx.needs_input_grad[0]:
             # ∂ℓ/∂x = k · (∂ℓ/∂y − mean(∂ℓ/∂y) − x̂ · mean(∂ℓ/∂y · x̂)),  k = γ/√(σ²+ε)
             k = inv_std if weight is None else inv_std * weight
-            centre = torch.addcmul((dbeta * inv_m).view(shape), xhat, (dgamma * inv_m).view(shape))
-            dx = centre.sub_(dout).mul_(k.neg().view(shape))
+            centre = torch.addcmul(_bcast(dbeta * inv_m, shape), xhat, _bcast(dgamma * inv_m, shape))
+            dx = centre.sub_(dout).mul_(_bcast(k.neg(), shape))
         return (dx, dgamma if affine and ctx.needs_input_grad[1] else None,
                 dbeta if affine and ctx.needs_input_grad[2] else None, None)
 
