@@ -291,6 +291,41 @@ def jitter(series: np.ndarray) -> np.ndarray:
     return np.abs(np.diff(s, axis=0)).mean(axis=0)
 
 
+def unit_drifts(steps: np.ndarray, percentiles: np.ndarray, upto: int | None = None,
+                which: int = 1) -> np.ndarray:
+    """Drift of one percentile of every unit's input over the probes at steps ≤ ``upto``.
+
+    Args:
+        steps: (K,) probe steps, e.g. the first output of ``History.probe("act3")``.
+        percentiles: (K, P, C) the recorded percentiles of ``InputPercentiles``
+            (P percentiles, default 15/50/85, of C units), the second output of ``History.probe``.
+        upto: last step included (None = all probes).
+        which: index into the P percentiles (1 = the median of the default 15/50/85).
+    Returns: (C,) ``drift`` of that percentile of each unit.
+    """
+    s, p = np.asarray(steps), np.asarray(percentiles, dtype=float)
+    if p.ndim != 3 or s.shape != (p.shape[0],):
+        raise ValueError(f"need steps (K,) and percentiles (K, P, C); got {s.shape} and {p.shape}")
+    if not 0 <= which < p.shape[1]:
+        raise ValueError(f"which={which} is not one of the {p.shape[1]} recorded percentiles")
+    keep = s <= upto if upto is not None else np.ones(len(s), dtype=bool)
+    if not keep.any():
+        raise ValueError(f"no probe at or before step {upto}; first probe at step {s[0] if len(s) else None}")
+    return drift(p[keep, which, :])
+
+
+def typical_unit(drifts: np.ndarray) -> int:
+    """Index of the "typical" unit: the one whose drift is the median over units.
+
+    Args: drifts (C,) e.g. from ``unit_drifts``. For even C, the upper of the two middle units.
+    Returns: the unit index (ties broken by a stable sort, so the result is deterministic).
+    """
+    d = np.asarray(drifts, dtype=float)
+    if d.ndim != 1 or len(d) == 0:
+        raise ValueError(f"drifts must be a non-empty 1-d array (one per unit), got shape {d.shape}")
+    return int(np.argsort(d, kind="stable")[len(d) // 2])
+
+
 # ---------------------------------------------------------------- gradient norms
 
 

@@ -99,6 +99,32 @@ class History:
         return f"History({len(self.train_loss)} steps, {state})"
 
 
+def steps_to(steps: np.ndarray, curve: np.ndarray, target: float, window: int = 1) -> float:
+    """First step at which a (smoothed) curve reaches ``target``; ``inf`` if it never does.
+
+    Args:
+        steps: (E,) increasing steps, e.g. ``History.steps``.
+        curve: (E,) values at those steps, e.g. the median test accuracy over seeds.
+        target: the value to reach (curve ≥ target).
+        window: > 1 smooths with a trailing mean over the last ``window`` values first
+            (the first window − 1 steps are not eligible), so one lucky evaluation does not count.
+    Returns: the step (float, so that ``inf`` can mean "never").
+    """
+    s, c = np.asarray(steps, dtype=float), np.asarray(curve, dtype=float)
+    if s.ndim != 1 or s.shape != c.shape:
+        raise ValueError(f"steps and curve must be 1-d of the same length, got {s.shape} and {c.shape}")
+    if window < 1:
+        raise ValueError(f"window must be >= 1, got {window}")
+    if len(c) < window:
+        return float("inf")
+    smooth = np.convolve(c, np.ones(window) / window, mode="valid")   # (E - window + 1,)
+    hit = np.nonzero(smooth >= target)[0]
+    return float(s[hit[0] + window - 1]) if len(hit) else float("inf")
+
+
+__all__ += ["steps_to"]
+
+
 def batch_indices(n: int, batch_size: int, steps: int, generator: torch.Generator) -> Iterable[torch.Tensor]:
     """Yield ``steps`` index batches of size ``batch_size`` from shuffled epochs of range(n).
 

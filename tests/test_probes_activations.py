@@ -214,3 +214,25 @@ def test_probe_batch_is_fixed_and_from_the_test_set():
     assert torch.equal(a, b) and a.shape == (10, 1) and bool((a >= 100).all())
     with pytest.raises(ValueError, match="between 1"):
         probes.probe_batch(data, 51)
+
+
+def test_unit_drifts_and_typical_unit_known_answer():
+    steps = np.array([0, 10, 20, 30])
+    pct = np.zeros((4, 3, 3))
+    pct[:, 1, 0] = [0.0, 1.0, 2.0, 5.0]     # median of unit 0 drifts 2 by step 20, 5 overall
+    pct[:, 1, 1] = [1.0, 1.5, 0.5, 1.0]     # unit 1: 0.5
+    pct[:, 1, 2] = [0.0, -3.0, 0.0, 0.0]    # unit 2: 3
+    pct[:, 0, :] = 100.0                    # other percentiles must not matter
+    np.testing.assert_allclose(probes.unit_drifts(steps, pct, upto=20), [2.0, 0.5, 3.0])
+    np.testing.assert_allclose(probes.unit_drifts(steps, pct), [5.0, 0.5, 3.0])
+    assert probes.typical_unit(probes.unit_drifts(steps, pct, upto=20)) == 0   # median of 0.5, 2, 3
+    assert probes.typical_unit(probes.unit_drifts(steps, pct)) == 2            # median of 0.5, 3, 5
+    assert probes.typical_unit(np.array([4.0, 1.0, 3.0, 2.0])) == 2            # upper middle of 4
+    with pytest.raises(ValueError, match="no probe"):
+        probes.unit_drifts(steps, pct, upto=-1)
+    with pytest.raises(ValueError, match="percentiles"):
+        probes.unit_drifts(steps, pct[:, 1, :])
+    with pytest.raises(ValueError, match="which"):
+        probes.unit_drifts(steps, pct, which=3)
+    with pytest.raises(ValueError, match="non-empty"):
+        probes.typical_unit(np.array([]))

@@ -96,3 +96,19 @@ def test_batch_indices_cover_each_epoch_once():
     assert len(batches) == 25
     first_epoch = torch.cat(batches[:10])
     assert sorted(first_epoch.tolist()) == list(range(100))
+
+
+def test_steps_to_first_step_reaching_a_target():
+    steps = np.array([0, 100, 200, 300, 400])
+    acc = np.array([0.1, 0.9, 0.5, 0.8, 0.85])
+    assert train.steps_to(steps, acc, 0.8) == 100.0
+    assert train.steps_to(steps, acc, 0.95) == float("inf")
+    # trailing mean over 2 values: 0.5, 0.7, 0.65, 0.825 -> first >= 0.8 at step 400
+    assert train.steps_to(steps, acc, 0.8, window=2) == 400.0
+    assert train.steps_to(steps, acc, 0.6, window=5) == 400.0          # mean of all five: 0.63
+    assert train.steps_to(steps, acc, 0.7, window=5) == float("inf")
+    assert train.steps_to(steps[:1], acc[:1], 0.0, window=2) == float("inf")
+    with pytest.raises(ValueError, match="same length"):
+        train.steps_to(steps, acc[:3], 0.5)
+    with pytest.raises(ValueError, match="window"):
+        train.steps_to(steps, acc, 0.5, window=0)
