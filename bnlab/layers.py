@@ -255,6 +255,19 @@ def algorithm1_noise(x: torch.Tensor, mean_range: float = 0.5, scale_range: tupl
     return s, m
 
 
+def _noise_settings(num_features: int, mean_range: float, scale_range: tuple[float, float],
+                    mean_jitter: float, scale_jitter: float) -> dict:
+    """The noise magnitudes of a noisy layer, validated once by drawing a sample."""
+    noise = dict(mean_range=mean_range, scale_range=tuple(scale_range), mean_jitter=mean_jitter,
+                 scale_jitter=scale_jitter)
+    algorithm1_noise(torch.zeros(2, num_features), **noise)  # raises on bad magnitudes now, not mid-training
+    return noise
+
+
+def _noise_repr(noise: dict) -> str:
+    return ", ".join(f"{k}={v}" for k, v in noise.items())
+
+
 class NoisyBatchNorm(BatchNorm):
     """Batch norm followed by time-varying noise (Santurkar et al. 2018, Algorithm 1).
 
@@ -281,9 +294,7 @@ class NoisyBatchNorm(BatchNorm):
                  mean_range: float = 0.5, scale_range: tuple[float, float] = (1.0, 1.25),
                  mean_jitter: float = 0.1, scale_jitter: float = 0.1) -> None:
         super().__init__(num_features, eps=eps, momentum=momentum, affine=affine)
-        self.noise = dict(mean_range=mean_range, scale_range=tuple(scale_range), mean_jitter=mean_jitter,
-                          scale_jitter=scale_jitter)
-        algorithm1_noise(torch.zeros(2, num_features), **self.noise)  # validate the magnitudes now
+        self.noise = _noise_settings(num_features, mean_range, scale_range, mean_jitter, scale_jitter)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = super().forward(x)
@@ -293,8 +304,7 @@ class NoisyBatchNorm(BatchNorm):
         return out
 
     def extra_repr(self) -> str:
-        noise = ", ".join(f"{k}={v}" for k, v in self.noise.items())
-        return f"{super().extra_repr()}, {noise}"
+        return f"{super().extra_repr()}, {_noise_repr(self.noise)}"
 
 
 class NoiseInjection(nn.Module):
@@ -317,9 +327,7 @@ class NoiseInjection(nn.Module):
                  scale_jitter: float = 0.1) -> None:
         super().__init__()
         self.num_features = num_features
-        self.noise = dict(mean_range=mean_range, scale_range=tuple(scale_range), mean_jitter=mean_jitter,
-                          scale_jitter=scale_jitter)
-        algorithm1_noise(torch.zeros(2, num_features), **self.noise)
+        self.noise = _noise_settings(num_features, mean_range, scale_range, mean_jitter, scale_jitter)
         if bias:
             self.bias = nn.Parameter(torch.zeros(num_features))
         else:
@@ -335,8 +343,7 @@ class NoiseInjection(nn.Module):
         return x
 
     def extra_repr(self) -> str:
-        noise = ", ".join(f"{k}={v}" for k, v in self.noise.items())
-        return f"{self.num_features}, bias={self.bias is not None}, {noise}"
+        return f"{self.num_features}, bias={self.bias is not None}, {_noise_repr(self.noise)}"
 
 
 class LpNorm(nn.Module):
