@@ -25,11 +25,15 @@ data: setup
 lab: data
 	$(VENV)/bin/jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root,) notebooks/
 
+# Two test workers, one thread each: small models run faster single-threaded,
+# and two workers with several threads each would fight over the cores.
+TEST_ENV := BNLAB_QUICK=1 OMP_NUM_THREADS=1
+
 unit: data
-	BNLAB_QUICK=1 $(PY) -m pytest -n 2 tests/
+	$(TEST_ENV) $(PY) -m pytest -n 2 tests/
 
 notebooks: data
-	BNLAB_QUICK=1 $(PY) -m pytest --nbval-lax --nbval-current-env -n 2 --dist loadscope notebooks/
+	$(TEST_ENV) $(PY) -m pytest --nbval-lax --nbval-current-env -n 2 --dist loadscope notebooks/
 
 test: unit notebooks
 
