@@ -128,6 +128,16 @@ class _BatchNormFunction(torch.autograd.Function):
                 dbeta if affine and ctx.needs_input_grad[2] else None, None)
 
 
+def _register_affine(module: nn.Module, num_features: int, affine: bool) -> None:
+    """Give a norm layer its per-channel scale γ (``weight``, ones) and shift β (``bias``, zeros)."""
+    if affine:
+        module.weight = nn.Parameter(torch.ones(num_features))
+        module.bias = nn.Parameter(torch.zeros(num_features))
+    else:
+        module.register_parameter("weight", None)
+        module.register_parameter("bias", None)
+
+
 class BatchNorm(nn.Module):
     """Batch normalization (Ioffe & Szegedy 2015, Algorithms 1 and 2) from tensor ops.
 
@@ -158,12 +168,7 @@ class BatchNorm(nn.Module):
         self.eps = eps
         self.momentum = momentum
         self.affine = affine
-        if affine:
-            self.weight = nn.Parameter(torch.ones(num_features))
-            self.bias = nn.Parameter(torch.zeros(num_features))
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
+        _register_affine(self, num_features, affine)
         self.register_buffer("running_mean", torch.zeros(num_features))
         self.register_buffer("running_var", torch.ones(num_features))
         self.register_buffer("num_batches_tracked", torch.tensor(0, dtype=torch.long))
@@ -384,12 +389,7 @@ class LpNorm(nn.Module):
         self.eps = eps
         self.momentum = momentum
         self.affine = affine
-        if affine:
-            self.weight = nn.Parameter(torch.ones(num_features))
-            self.bias = nn.Parameter(torch.zeros(num_features))
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
+        _register_affine(self, num_features, affine)
         self.register_buffer("running_mean", torch.zeros(num_features))
         self.register_buffer("running_scale", torch.ones(1))
 
