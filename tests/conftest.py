@@ -2,10 +2,13 @@
 from __future__ import annotations
 
 import gzip
+import random
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
+from torch import nn
 
 from bnlab import data as bdata
 
@@ -65,3 +68,28 @@ def small_fmnist(fmnist) -> bdata.Dataset:
     """First 6,000 training and 2,000 test images of Fashion-MNIST, for fast training tests."""
     return bdata.Dataset(fmnist.x_train[:6000], fmnist.y_train[:6000], fmnist.x_test[:2000],
                          fmnist.y_test[:2000], fmnist.classes, fmnist.name, fmnist.source)
+
+
+def model_state(model: nn.Module) -> dict:
+    """Everything a probe must leave untouched: parameters, grads, buffers, modes, RNG states."""
+    return {
+        "params": [p.detach().clone() for p in model.parameters()],
+        "grads": [None if p.grad is None else p.grad.clone() for p in model.parameters()],
+        "buffers": [b.clone() for b in model.buffers()],
+        "modes": [m.training for m in model.modules()],
+        "torch_rng": torch.get_rng_state(),
+        "np_rng": np.random.get_state()[1].copy(),
+        "py_rng": random.getstate(),
+    }
+
+
+def assert_same_state(a: dict, b: dict) -> None:
+    """Two ``model_state`` snapshots are bit-identical."""
+    for key in ("params", "buffers"):
+        for u, v in zip(a[key], b[key]):
+            assert torch.equal(u, v), key
+    for u, v in zip(a["grads"], b["grads"]):
+        assert (u is None and v is None) or torch.equal(u, v)
+    assert a["modes"] == b["modes"]
+    assert torch.equal(a["torch_rng"], b["torch_rng"])
+    assert np.array_equal(a["np_rng"], b["np_rng"]) and a["py_rng"] == b["py_rng"]

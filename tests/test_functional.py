@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from bnlab import functional as F
+from bnlab.check import _inputs as check_inputs
 from bnlab.gradcheck import numerical_gradient, rel_error
 
 SHAPES = [(2, 1), (2, 4), (3, 1), (5, 7), (16, 3), (64, 10)]
@@ -13,18 +14,11 @@ BACKWARDS = {"staged": F.batchnorm_backward, "alt": F.batchnorm_backward_alt}
 
 
 def make_inputs(n: int, d: int, seed: int = 0):
-    """x, gamma, beta, dout (float64) and a finite-difference step.
+    """x, gamma, beta, dout (float64) and a finite-difference step: the checkers' inputs.
 
-    For N = 2 the batch variance is kept comparable to eps: otherwise both values
-    normalize to ±1 whatever x is, dx is ~eps/var ≈ 1e-5 times smaller than usual
-    and no finite difference resolves it to a relative error of 1e-8.
+    For N = 2 the batch variance is kept comparable to eps (see ``bnlab.check._inputs``).
     """
-    rng = np.random.default_rng(seed)
-    scale = 3e-3 if n == 2 else 1.0
-    x = 1.0 + 3.0 * scale * rng.standard_normal((n, d))
-    if n == 2:
-        x[1] = x[0] + rng.choice([-1.0, 1.0], size=d) * rng.uniform(1.0, 3.0, size=d) * scale
-    return x, rng.standard_normal(d), rng.standard_normal(d), rng.standard_normal((n, d)), 3e-3 * scale
+    return check_inputs(n, d, seed)
 
 
 def torch_reference(x, gamma, beta, dout, eps=1e-5):

@@ -8,6 +8,7 @@ import pytest
 import torch
 from torch import nn
 
+from conftest import assert_same_state, model_state
 from bnlab.models import deep_linear, dln_data, dln_loss, mlp
 from bnlab.probes import ics, ics_probe, ics_series, jitter, layer_groups, stack_ics
 from bnlab.train import fit
@@ -65,29 +66,6 @@ def test_ics_matches_definition_2_1_by_hand():
     assert np.all(res.relative[1:] > 10 * small.relative[1:])
 
 
-def _snapshot(model: nn.Module) -> dict:
-    return {
-        "params": [p.detach().clone() for p in model.parameters()],
-        "grads": [None if p.grad is None else p.grad.clone() for p in model.parameters()],
-        "buffers": [b.clone() for b in model.buffers()],
-        "modes": [m.training for m in model.modules()],
-        "torch_rng": torch.get_rng_state(),
-        "np_rng": np.random.get_state()[1].copy(),
-        "py_rng": random.getstate(),
-    }
-
-
-def _assert_same(a: dict, b: dict) -> None:
-    for key in ("params", "buffers"):
-        for u, v in zip(a[key], b[key]):
-            assert torch.equal(u, v), key
-    for u, v in zip(a["grads"], b["grads"]):
-        assert (u is None and v is None) or torch.equal(u, v)
-    assert a["modes"] == b["modes"]
-    assert torch.equal(a["torch_rng"], b["torch_rng"])
-    assert np.array_equal(a["np_rng"], b["np_rng"]) and a["py_rng"] == b["py_rng"]
-
-
 @pytest.mark.parametrize("norm", [None, "bn", "noisy_bn", "noise"])
 @pytest.mark.parametrize("mode", ["train", "eval"])
 @pytest.mark.parametrize("with_grads", [False, True])
@@ -98,9 +76,9 @@ def test_ics_leaves_everything_bit_identical(norm, mode, with_grads):
     if with_grads:
         nn.functional.cross_entropy(model(x), y).backward()
     model.train(mode == "train")
-    before = _snapshot(model)
+    before = model_state(model)
     res = ics(model, (x, y), 0.5)
-    _assert_same(before, _snapshot(model))
+    assert_same_state(before, model_state(model))
     assert np.all(np.isfinite(res.ics)) and np.all(res.ics[1:] > 0)
 
 

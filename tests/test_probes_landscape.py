@@ -10,6 +10,7 @@ import pytest
 import torch
 from torch import nn
 
+from conftest import assert_same_state, model_state
 from bnlab.models import deep_linear, dln_data, dln_loss, mlp
 from bnlab.probes import (DEFAULT_STEP_MULTIPLIERS, Landscape, batch_loss, bn_gradient_probe, bn_gradient_terms,
                           landscape, landscape_probe, preserved_state, stack_landscapes, window_means)
@@ -26,25 +27,6 @@ def _tiny(norm: str | None = None, seed: int = 0) -> nn.Sequential:
 def _batch(n: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
     g = torch.Generator().manual_seed(1)
     return torch.randn(n, 5, generator=g), torch.randint(0, 3, (n,), generator=g)
-
-
-def _snapshot(model: nn.Module) -> dict:
-    return {
-        "params": [p.detach().clone() for p in model.parameters()],
-        "grads": [None if p.grad is None else p.grad.clone() for p in model.parameters()],
-        "buffers": [b.clone() for b in model.buffers()],
-        "modes": [m.training for m in model.modules()],
-    }
-
-
-def _assert_same(a: dict, b: dict) -> None:
-    for x, y in zip(a["params"], b["params"]):
-        assert torch.equal(x, y)
-    for x, y in zip(a["grads"], b["grads"]):
-        assert (x is None and y is None) or torch.equal(x, y)
-    for x, y in zip(a["buffers"], b["buffers"]):
-        assert torch.equal(x, y)
-    assert a["modes"] == b["modes"]
 
 
 class _Quadratic(nn.Module):
@@ -113,13 +95,13 @@ def test_landscape_leaves_everything_bit_identical(norm):
     model.fc1.weight.grad = None  # and one missing gradient
     model.eval()
     model.fc2.train()  # mixed modes must come back as they were
-    before = _snapshot(model)
     torch.manual_seed(123)
     np.random.seed(7)
     random.seed(5)
+    before = model_state(model)
     landscape(model, batch_loss(CE, x, y), 0.5)
-    after = _snapshot(model)
-    _assert_same(before, after)
+    after = model_state(model)
+    assert_same_state(before, after)
     torch_next, np_next, py_next = torch.rand(3), np.random.rand(3), random.random()
     torch.manual_seed(123)
     np.random.seed(7)
@@ -210,14 +192,14 @@ def test_bad_input_is_rejected():
 
 def test_preserved_state_restores_after_an_exception():
     model = _tiny("bn")
-    before = _snapshot(model)
+    before = model_state(model)
     with pytest.raises(RuntimeError):
         with preserved_state(model):
             with torch.no_grad():
                 model.fc1.weight.add_(1.0)
             model(_batch()[0])  # moves the running statistics
             raise RuntimeError("boom")
-    _assert_same(before, _snapshot(model))
+    assert_same_state(before, model_state(model))
 
 
 @pytest.mark.parametrize("kind", ["bn", "torch_bn"])
@@ -226,9 +208,9 @@ def test_theorem_4_1_terms_bound_the_gradient_through_bn(kind):
     with torch.no_grad():  # a non-trivial γ
         model.norm1.weight.uniform_(0.5, 2.0)
     x, y = _batch(32)
-    before = _snapshot(model)
+    before = model_state(model)
     terms = bn_gradient_terms(model, batch_loss(CE, x, y))
-    _assert_same(before, _snapshot(model))
+    assert_same_state(before, model_state(model))
     assert sorted(terms) == ["norm1", "norm2"]
     for name, t in terms.items():
         assert t.m == 32 and t.grad_in_sq.shape == (model.get_submodule(name).num_features,)
