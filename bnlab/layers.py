@@ -109,11 +109,16 @@ class _BatchNormFunction(torch.autograd.Function):
         if dout is None:
             return None, None, None, None
         if torch.is_grad_enabled():  # create_graph=True: a differentiable backward
+            # Differentiate the plain formula with respect to the inputs that need a gradient
+            # only: a frozen input (x from a frozen layer, or γ, β frozen) has no graph to join.
+            wanted = [i for i, t in enumerate((x, weight, bias)) if t is not None and ctx.needs_input_grad[i]]
             with torch.enable_grad():
-                inputs = [x, weight, bias] if affine else [x]
                 out = _batchnorm_naive(x, weight, bias, ctx.eps)
-                grads = torch.autograd.grad(out, inputs, dout, create_graph=True)
-            return (grads[0], grads[1], grads[2], None) if affine else (grads[0], None, None, None)
+                grads = torch.autograd.grad(out, [(x, weight, bias)[i] for i in wanted], dout, create_graph=True)
+            result: list[torch.Tensor | None] = [None, None, None, None]
+            for i, g in zip(wanted, grads):
+                result[i] = g
+            return tuple(result)
         dims, shape = _dims_and_shape(x)
         inv_m = 1.0 / (x.numel() // x.shape[1])
         dbeta = dout.sum(dim=dims)                               # ∂ℓ/∂β = Σ ∂ℓ/∂y
