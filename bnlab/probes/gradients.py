@@ -1,0 +1,75 @@
+"""Per-layer gradient norms."""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from bnlab.probes.core import _check_mode, _device_of, preserved_state
+
+
+
+
+
+def gradient_norms(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
+                   loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+                   params: str = "weights", mode: str = "train") -> dict[str, float]:
+    """ℓ2 norm of the loss gradient of each layer's parameters on one batch.
+
+    Computed with ``torch.autograd.grad`` inside ``preserved_state(model)``: the
+    parameters' ``.grad``, BN running statistics and the RNG are left as they were.
+
+    Args:
+        model: the network. x: (B, ...) inputs. y: (B,) targets.
+        loss_fn: ``loss_fn(logits, y) -> scalar``; default cross-entropy.
+        params: "weights": one entry per module with a weight matrix/kernel (ndim ≥ 2:
+            Linear, Conv), keyed by the module's name (``fc1``, ``fc2``, ..., ``out``);
+            "all": every parameter, keyed by its full name (``fc1.weight``, ``norm1.bias``, ...).
+        mode: "train" (BN uses the batch statistics of x, as in training) or "eval".
+
+    Returns: name → ‖∂loss/∂θ‖₂, in the model's order.
+    """
+    _check_mode(mode)
+    if params == "weights":
+        chosen = [(name.rsplit(".", 1)[0] if "." in name else name, p) for name, p in model.named_parameters()
+                  if name.split(".")[-1] == "weight" and p.ndim >= 2 and p.requires_grad]
+    elif params == "all":
+        chosen = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
+    else:
+        raise ValueError(f"params must be 'weights' or 'all', got {params!r}")
+    if not chosen:
+        raise ValueError("the model has no trainable parameters of the requested kind")
+    loss_fn = loss_fn or nn.functional.cross_entropy
+    with preserved_state(model), torch.enable_grad():
+        model.train(mode == "train")
+        dev = _device_of(model)
+        loss = loss_fn(model(x.to(dev)), y.to(dev))
+        grads = torch.autograd.grad(loss, [p for _, p in chosen], allow_unused=True)
+    return {name: (0.0 if g is None else float(g.detach().double().norm())) for (name, _), g in zip(chosen, grads)}
+
+
+class GradientNorms:
+    """``fit`` probe: ``gradient_norms`` on the batch of the coming update (or a fixed batch).
+
+    Each call returns name → ‖∂loss/∂W‖₂ for that step; ``stack_records`` turns the
+    list into arrays (K,) per layer.
+
+    Args:
+        every: run every this many steps.
+        batch: a fixed (x, y) to measure on instead of each step's training batch.
+        params, mode: see ``gradient_norms``.
+    """
+
+    def __init__(self, every: int = 500, batch: tuple[torch.Tensor, torch.Tensor] | None = None,
+                 params: str = "weights", mode: str = "train") -> None:
+        _check_mode(mode)
+        if int(every) < 1:
+            raise ValueError(f"every must be a positive number of steps, got {every}")
+        self.every, self.batch, self.params, self.mode = int(every), batch, params, mode
+
+    def __call__(self, ctx: Any) -> dict[str, float]:
+        x, y = self.batch if self.batch is not None else (ctx.x, ctx.y)
+        return gradient_norms(ctx.model, x, y, ctx.loss_fn, self.params, self.mode)
+
+

@@ -1,0 +1,217 @@
+"""Internal covariate shift per layer (Santurkar et al. 2018, Def. 2.1)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from bnlab.probes.core import preserved_state
+
+
+
+
+_WEIGHT_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
+
+
+def layer_groups(model: nn.Module) -> list[tuple[str, list[nn.Parameter]]]:
+    """The model's trainable parameters grouped into layers, in forward order.
+
+    Each Linear (or Conv) layer starts a group holding its weight and bias; the
+    parameters of the modules after it (a norm layer's γ and β, a noise layer's
+    bias) join that group. For ``bnlab.models.mlp`` with BN the groups are
+    fc1+norm1, fc2+norm2, fc3+norm3, out; without BN fc1, fc2, fc3, out.
+
+    Returns:
+        [(name of the Linear/Conv module, [its parameters, then its followers'])].
+    """
+    groups: list[tuple[str, list[nn.Parameter]]] = []
+    for name, module in model.named_modules():
+        own = [p for p in module.parameters(recurse=False) if p.requires_grad]
+        if not own:
+            continue
+        if isinstance(module, _WEIGHT_LAYERS) or not groups:
+            groups.append((name, own))
+        else:
+            groups[-1][1].extend(own)
+    if not groups:
+        raise ValueError("the model has no trainable parameters to group into layers")
+    return groups
+
+
+@dataclass
+class ICS:
+    """Internal covariate shift per layer at one step (Santurkar et al. 2018, Def. 2.1).
+
+    For layer i (in forward order, K layers): G_i = ∇_{W_i} L(W_1, …, W_K) and
+    G′_i = ∇_{W_i} L(W_1 − η G_1, …, W_{i−1} − η G_{i−1}, W_i, …, W_K), both on the
+    same batch: G′_i is the gradient layer i would see after the layers below it
+    took their SGD step. (G′_1 = G_1, so layer 1 has no shift.)
+
+    Attributes:
+        layers: (K,) layer names (see ``layer_groups``).
+        ics: (K,) ‖G_i − G′_i‖₂.
+        relative: (K,) ‖G_i − G′_i‖₂ / ‖G_i‖₂.
+        cos: (K,) cos(G_i, G′_i).
+        grad_norm: (K,) ‖G_i‖₂.
+        step: the training step it was taken at (-1 if unknown).
+        param_norm: (K,) ‖W_i‖₂ of the layer's parameters (all of its group), so
+            that ``lr * grad_norm / param_norm`` is the relative size of its SGD step.
+    """
+
+    layers: list[str]
+    ics: np.ndarray
+    relative: np.ndarray
+    cos: np.ndarray
+    grad_norm: np.ndarray
+    step: int = -1
+    param_norm: np.ndarray | None = None
+
+
+def _set_group(params: list[nn.Parameter], values: list[torch.Tensor]) -> None:
+    with torch.no_grad():
+        for p, v in zip(params, values):
+            p.copy_(v)
+
+
+def ics(model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor], lr: float,
+        loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = nn.functional.cross_entropy,
+        train_mode: bool = True, step: int = -1) -> ICS:
+    """Measure internal covariate shift per layer, Santurkar et al. (2018) Definition 2.1.
+
+    A layer's parameters are its Linear weight and bias, or its weight and the
+    following norm layer's γ, β (``layer_groups``). G is the gradient at the
+    current weights; for layer i, the layers 1..i−1 are moved by one plain SGD
+    step, w ← w − lr·G (no momentum or weight decay), and G′_i is layer i's
+    gradient there, on the same batch with the same random draws (torch's RNG is
+    reset before every pass, so a noisy layer sees the same noise). BN layers
+    are probed in train mode (batch statistics) when ``train_mode``; the model's
+    parameters, buffers (running statistics), gradients, modes and every RNG
+    state are bit-identical afterwards.
+
+    Args:
+        model: the network. batch: (x (B, ...), y (B, ...)).
+        lr: the SGD step size of the lower layers' update.
+        loss_fn: ``loss_fn(model(x), y) -> scalar`` (e.g. ``bnlab.models.dln_loss``).
+        train_mode: put the model in train mode for the probe (restored afterwards).
+        step: the training step, stored in the result.
+
+    Returns:
+        an ``ICS`` with per-layer ‖G − G′‖₂, the same relative to ‖G‖₂, and cos(G, G′), each (K,).
+    """
+    if not lr > 0:
+        raise ValueError(f"lr must be positive, got {lr}")
+    x, y = batch
+    groups = layer_groups(model)
+    names = [name for name, _ in groups]
+    with preserved_state(model):
+        if train_mode:
+            model.train()
+        rng = torch.get_rng_state()
+
+        def grads_of(params: list[nn.Parameter]) -> torch.Tensor:
+            torch.set_rng_state(rng)
+            loss = loss_fn(model(x), y)
+            if loss.ndim != 0:
+                raise ValueError(f"the loss must be a scalar tensor, got shape {tuple(loss.shape)}")
+            g = torch.autograd.grad(loss, params, allow_unused=True)
+            return torch.cat([(torch.zeros_like(p) if gi is None else gi).reshape(-1) for p, gi in zip(params, g)])
+
+        everything = [p for _, params in groups for p in params]
+        g_all = grads_of(everything)
+        g_groups, offset = [], 0
+        for _, params in groups:
+            n = sum(p.numel() for p in params)
+            g_groups.append(g_all[offset:offset + n])
+            offset += n
+        shifted = [g_groups[0]]
+        for i in range(1, len(groups)):
+            below = groups[i - 1][1]
+            stepped, offset = [], 0
+            for p in below:  # layer i-1 takes its SGD step; layers < i-1 already have
+                stepped.append(p.detach() - lr * g_groups[i - 1][offset:offset + p.numel()].view_as(p))
+                offset += p.numel()
+            _set_group(below, stepped)
+            shifted.append(grads_of(groups[i][1]))
+    g_norm = np.array([float(torch.linalg.vector_norm(g)) for g in g_groups])
+    diff = np.array([float(torch.linalg.vector_norm(g - h)) for g, h in zip(g_groups, shifted)])
+    h_norm = np.array([float(torch.linalg.vector_norm(h)) for h in shifted])
+    dots = np.array([float(torch.dot(g, h)) for g, h in zip(g_groups, shifted)])
+    w_norm = np.array([float(torch.linalg.vector_norm(torch.cat([p.detach().reshape(-1) for p in params])))
+                       for _, params in groups])
+    return ICS(layers=names, ics=diff, relative=diff / np.maximum(g_norm, 1e-30),
+               cos=dots / np.maximum(g_norm * h_norm, 1e-30), grad_norm=g_norm, step=step, param_norm=w_norm)
+
+
+def ics_probe(every: int = 100, train_mode: bool = True) -> Callable[[Any], ICS]:
+    """A ``fit`` probe measuring ``ics`` on the step's batch every ``every`` steps.
+
+    ``fit(..., probes={"ics": ics_probe(every=50)})`` (or ``fit_full_batch`` for the
+    deep linear network); the returned function reads a ``bnlab.train.ProbeContext``
+    (model, x, y, lr, loss_fn, step) and has an ``every`` attribute that ``fit``
+    honours. Stack its records with ``stack_ics``.
+    """
+    if int(every) < 1:
+        raise ValueError(f"every must be a positive number of steps, got {every}")
+
+    def probe(ctx: Any) -> ICS:
+        return ics(ctx.model, (ctx.x, ctx.y), ctx.lr, ctx.loss_fn, train_mode=train_mode, step=int(ctx.step))
+
+    probe.every = int(every)  # type: ignore[attr-defined]
+    return probe
+
+
+def stack_ics(records: Sequence[ICS]) -> dict[str, Any]:
+    """Stack T ``ICS`` records (one run) into arrays for plotting.
+
+    Returns a dict with "layers" (K names), "step" (T,), and "ics", "relative",
+    "cos", "grad_norm", each (T, K); also "param_norm" (T, K) when every record has it.
+    """
+    if len(records) == 0:
+        raise ValueError("no ICS records to stack (did the probe run?)")
+    out = {
+        "layers": list(records[0].layers),
+        "step": np.array([r.step for r in records]),
+        "ics": np.stack([r.ics for r in records]),
+        "relative": np.stack([r.relative for r in records]),
+        "cos": np.stack([r.cos for r in records]),
+        "grad_norm": np.stack([r.grad_norm for r in records]),
+    }
+    if all(r.param_norm is not None for r in records):
+        out["param_norm"] = np.stack([r.param_norm for r in records])
+    return out
+
+
+def ics_series(histories: Sequence[Any], key: str, probe: str = "ics") -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """One ICS quantity of several runs (seeds), stacked for plotting bands over seeds.
+
+    Args:
+        histories: S ``History`` objects whose ``probes[probe]`` holds ``ICS`` records.
+        key: "ics", "relative", "cos", "grad_norm", "param_norm", or "step_size"
+            (lr · ‖G_i‖ / ‖W_i‖, the relative size of layer i's SGD step; uses each run's lr).
+        probe: the probe's name in ``fit(..., probes=...)``.
+
+    Returns:
+        steps (T,), values (S, T, K) and the K layer names; runs of different length
+        are cut to the shortest (T probe steps).
+    """
+    if len(histories) == 0:
+        raise ValueError("no histories given")
+    stacks = []
+    for h in histories:
+        if probe not in h.probes:
+            raise ValueError(f"the run has no probe {probe!r}; it has {sorted(h.probes)}")
+        st = stack_ics(h.probes[probe])
+        if key == "step_size":
+            if "param_norm" not in st:
+                raise ValueError("the ICS records carry no param_norm; re-run with the current ics probe")
+            st["step_size"] = float(h.config["lr"]) * st["grad_norm"] / np.maximum(st["param_norm"], 1e-30)
+        if key not in st or key in ("layers", "step"):
+            raise ValueError(f"unknown ICS quantity {key!r}; use ics, relative, cos, grad_norm, param_norm or step_size")
+        stacks.append(st)
+    n = min(len(st["step"]) for st in stacks)
+    return stacks[0]["step"][:n], np.stack([st[key][:n] for st in stacks]), stacks[0]["layers"]
+
+
