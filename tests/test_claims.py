@@ -1,4 +1,14 @@
+import json
+import re
+from pathlib import Path
+
+import pytest
+
 from bnlab import claims
+from bnlab.claims import Check, Claim
+
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+CALL = re.compile(r"claims\.(check|show)\(\s*[\"']([\w.-]+)[\"']\s*,\s*[\"']([\w.-]+)[\"']")
 
 
 def test_every_claim_is_complete_and_unique():
@@ -9,7 +19,97 @@ def test_every_claim_is_complete_and_unique():
         assert c.statement and c.source and c.test
 
 
-def test_markdown_table_has_one_row_per_claim():
+def test_markdown_table_has_one_row_per_claim_and_shows_the_registered_conditions():
     table = claims.claims_markdown()
     assert table.count("\n") == len(claims.CLAIMS) + 1
     assert "Ioffe & Szegedy 2015, Fig. 1(a)" in table
+    for c in claims.CLAIMS:
+        for k in c.checks:
+            if k.asserted:
+                assert k.condition() in table
+
+
+def _notebook_calls() -> list[tuple[str, str, str, str]]:
+    calls = []
+    for nb in sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb")):
+        cells = json.loads(nb.read_text())["cells"]
+        src = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
+        calls += [(nb.name[:2], kind, cid, name) for kind, cid, name in CALL.findall(src)]
+    return calls
+
+
+def test_notebooks_check_only_registered_claims_with_the_right_call():
+    for nb, kind, cid, name in _notebook_calls():
+        claim = claims.get(cid)
+        assert claim.notebook == nb, f"notebook {nb} checks {cid!r}, registered for notebook {claim.notebook}"
+        check = claim.check(name)
+        assert (kind == "check") == check.asserted, f"{cid} · {name}: use claims.{'check' if check.asserted else 'show'}"
+
+
+def test_every_registered_check_is_made_by_its_notebook():
+    made = {(cid, name) for _, _, cid, name in _notebook_calls()}
+    missing = [(c.id, k.name) for c in claims.CLAIMS for k in c.checks if (c.id, k.name) not in made]
+    assert not missing, f"registered checks that no notebook makes: {missing}"
+
+
+@pytest.mark.parametrize("op,threshold,target,good,bad", [
+    ("<", 1e-8, None, 5e-9, 2e-8), (">=", 0.5, None, 0.5, 0.49), ("near", 0.03, 1.211, 1.23, 1.25),
+    ("between", (1.05, 1.13), None, 1.09, 1.13),
+])
+def test_check_conditions(op, threshold, target, good, bad):
+    k = Check("k", "m", op, threshold, target)
+    assert k.holds(good) and not k.holds(bad) and not k.holds(float("nan"))
+
+
+def test_bad_registrations_are_refused():
+    with pytest.raises(ValueError, match="op must be one of"):
+        Check("k", "m", "~", 1.0)
+    with pytest.raises(ValueError, match="needs a target"):
+        Check("k", "m", "near", 1.0)
+    with pytest.raises(ValueError, match="verdict must be one of"):
+        Claim("x", "01", "s", "src", "t", verdict="probably")
+
+
+@pytest.fixture
+def toy(monkeypatch):
+    claim = Claim("toy", "99", "s", "src", "t", checks=(Check("a", "thing", "<", 1.0),
+                                                           Check("b", "other", ">", 0.0, asserted=False)))
+    monkeypatch.setitem(claims._BY_ID, "toy", claim)
+    monkeypatch.setattr(claims, "CLAIMS", claims.CLAIMS + (claim,))
+    claims.clear()
+    yield claim
+    claims.clear()
+
+
+def test_check_records_prints_and_asserts(toy, capsys):
+    r = claims.check("toy", "a", 0.5, per_seed={0: 0.4, 1: 0.5})
+    assert r.holds and r.seeds == [0, 1]
+    assert "0.5" in capsys.readouterr().out
+    with pytest.raises(AssertionError, match="measured 2"):
+        claims.check("toy", "a", 2.0)
+    assert [x.value for x in claims.recorded("99")] == [2.0]    # the latest value replaces the earlier one
+    with pytest.raises(ValueError, match="shown, not asserted"):
+        claims.check("toy", "b", 1.0)
+    assert claims.show("toy", "b", -1.0).holds is False        # shown findings never raise
+    with pytest.raises(KeyError, match="no check 'c'"):
+        claims.check("toy", "c", 0.0)
+    with pytest.raises(KeyError, match="no registered claim"):
+        claims.check("nope", "a", 0.0)
+    with pytest.raises(TypeError, match="one number"):
+        claims.check("toy", "a", [0.1, 0.2])
+
+
+def test_save_writes_only_complete_full_mode_results(toy, tmp_path, monkeypatch):
+    claims.check("toy", "a", 0.5)
+    with pytest.raises(ValueError, match="not recorded"):
+        claims.save("99", folder=tmp_path)
+    claims.show("toy", "b", 1.0)
+    monkeypatch.setenv("BNLAB_QUICK", "1")
+    assert claims.save("99", folder=tmp_path) is None and not list(tmp_path.iterdir())
+    monkeypatch.setenv("BNLAB_QUICK", "0")
+    path = claims.save("99", settings={"steps": 10}, seeds=[0], folder=tmp_path)
+    saved = json.loads(path.read_text())
+    assert saved["run"]["mode"] == "full" and saved["run"]["settings"] == {"steps": 10}
+    assert [r["check"] for r in saved["results"]] == ["a", "b"]
+    assert claims.load_results(tmp_path)["99"]["results"][0]["value"] == 0.5
+    assert [p.name for p in tmp_path.iterdir()] == ["99.json"]   # no temporary file left behind
