@@ -24,16 +24,66 @@ def _channel_shape(x: torch.Tensor) -> tuple[int, ...]:
     return (1, x.shape[1]) + (1,) * (x.ndim - 2)
 
 
-def _check_input(x: torch.Tensor, num_features: int, layer: str) -> None:
+_LOW_PRECISION = (torch.float16, torch.bfloat16)
+_MODEL_CAST = {torch.float64: "model.double()", torch.float32: "model.float()",
+               torch.float16: "model.half()", torch.bfloat16: "model.bfloat16()"}
+
+
+def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The dtype statistics are taken in: float32 for float16/bfloat16 input (as torch does), else the input's.
+
+    A float16 sum over a batch overflows past 65,504 (e.g. 64·32·32 values near 1).
+    """
+    return torch.float32 if dtype in _LOW_PRECISION else dtype
+
+
+def _check_input(x: torch.Tensor, num_features: int, layer: str, param_dtype: torch.dtype | None = None) -> None:
+    """Raise a clear error unless x is (N, C[, L | H, W]) floating-point input with C = num_features.
+
+    With ``param_dtype`` (the dtype of γ, β and the running statistics), x must have that dtype,
+    or be float16/bfloat16 with float32 parameters (mixed precision, what ``torch.autocast`` gives).
+    """
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{layer}({num_features}) expects a torch.Tensor, got {type(x).__name__}; convert a NumPy array "
+                        "with torch.from_numpy(x).float().")
+    if not x.is_floating_point():
+        raise TypeError(
+            f"{layer}({num_features}) needs floating-point input, got dtype {x.dtype}. Convert it with x.float() "
+            "(raw uint8 pixels: x.float() / 255 for values in [0, 1])."
+        )
     if x.ndim not in (2, 3, 4):
         raise ValueError(
-            f"{layer} expects input of shape (N, C), (N, C, L) or (N, C, H, W); got {tuple(x.shape)}. "
+            f"{layer}({num_features}) expects input of shape (N, C), (N, C, L) or (N, C, H, W); got {tuple(x.shape)}. "
             "Flatten images with nn.Flatten() before a layer on features, or pass 4-D conv activations."
         )
     if x.shape[1] != num_features:
         raise ValueError(
             f"{layer}({num_features}) got {x.shape[1]} channels in input of shape {tuple(x.shape)}: "
             f"the channel axis is dim 1 and must have {num_features} entries."
+        )
+    if param_dtype is not None and x.dtype != param_dtype and not (
+            x.dtype in _LOW_PRECISION and param_dtype == torch.float32):
+        raise TypeError(
+            f"{layer}({num_features}) has {param_dtype} parameters but got {x.dtype} input. Convert the "
+            f"model to the input's dtype with {_MODEL_CAST.get(x.dtype, f'model.to({x.dtype})')}, or the "
+            f"input to the model's with x.to({param_dtype}). (float16/bfloat16 input into a float32 layer is "
+            "fine: that is mixed precision.)"
+        )
+
+
+def _check_settings(layer: str, num_features: int, eps: float, momentum: float | None) -> None:
+    """Validate a norm layer's constructor arguments (shared by BatchNorm and the layers built on it)."""
+    if isinstance(num_features, bool) or not isinstance(num_features, int) or num_features < 1:
+        raise ValueError(f"{layer}: num_features must be a positive int (the number of channels C), "
+                         f"got {num_features!r}.")
+    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not (math.isfinite(eps) and eps >= 0):
+        raise ValueError(f"{layer}: eps must be a finite number >= 0 (default 1e-5), got {eps!r}.")
+    if momentum is not None and (isinstance(momentum, bool) or not isinstance(momentum, (int, float))
+                                 or not 0 <= momentum <= 1):
+        raise ValueError(
+            f"{layer}: momentum must be in [0, 1] (the weight of the new batch in the running average, "
+            f"torch's convention) or None (cumulative average), got {momentum!r}. If you meant the weight "
+            f"of the old value (CS231n's convention), pass 1 - that."
         )
 
 
@@ -48,14 +98,25 @@ def batchnorm_train(x: torch.Tensor, weight: torch.Tensor | None, bias: torch.Te
     (``create_graph=True``) is supported by differentiating the plain formula.
 
     Args:
-        x: (N, C), (N, C, L) or (N, C, H, W).
+        x: (N, C), (N, C, L) or (N, C, H, W), floating point.
         weight, bias: (C,) γ and β, or both None (no affine transform).
         eps: added to the variance.
 
+    float16/bfloat16 input (with parameters of its dtype or float32) is computed in
+    float32, as torch does, and the output cast back to the input's dtype.
+
     Returns:
-        out (shape of x); batch mean and biased batch variance, (C,) each, not differentiable.
+        out (shape and dtype of x); batch mean and biased batch variance, (C,) each, in the
+        compute dtype (float32 for float16/bfloat16 input), not differentiable.
     """
-    return _BatchNormFunction.apply(x, weight, bias, eps)
+    ct = _compute_dtype(x.dtype)
+    if x.dtype == ct and (weight is None or weight.dtype == ct):
+        return _BatchNormFunction.apply(x, weight, bias, eps)
+    # Mixed or low precision: statistics and arithmetic in float32, the output in x's dtype.
+    # The casts sit outside the one-node function, so autograd gives each input a gradient of its own dtype.
+    out, mean, var = _BatchNormFunction.apply(x.to(ct), None if weight is None else weight.to(ct),
+                                              None if bias is None else bias.to(ct), eps)
+    return out.to(x.dtype), mean, var
 
 
 def _batchnorm_naive(x: torch.Tensor, weight: torch.Tensor | None, bias: torch.Tensor | None,
@@ -159,16 +220,26 @@ class BatchNorm(nn.Module):
     Args:
         num_features: C, the number of channels.
         eps: added to the variance before the square root.
-        momentum: weight of the new batch in the running average; ``None`` gives
-            the cumulative (equal-weight) average, as in torch.
+        momentum: weight of the new batch in the running average, in [0, 1]; ``None``
+            gives the cumulative (equal-weight) average, as in torch.
         affine: learn a per-channel scale gamma (``weight``) and shift beta (``bias``).
 
-    Shapes: input (N, C) or (N, C, H, W) (or (N, C, L)); output the same.
+    Shapes: input (N, C) or (N, C, H, W) (or (N, C, L)), floating point; output the same
+    shape, dtype and memory format. float16/bfloat16 input works with parameters of
+    its own dtype or float32 (mixed precision, as under ``torch.autocast``): statistics
+    are computed in float32 and the output keeps the input's dtype.
+
+    Raises:
+        ValueError: bad settings (num_features < 1, eps < 0, momentum outside [0, 1]);
+            input of the wrong shape; one value per channel, or eps = 0, in training.
+        TypeError: integer input (use ``x.float()``), or an input dtype the parameters
+            cannot take (e.g. float64 into float32: ``model.double()``).
     """
 
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1,
                  affine: bool = True) -> None:
         super().__init__()
+        _check_settings(type(self).__name__, num_features, eps, momentum)
         self.num_features = num_features
         self.eps = eps
         self.momentum = momentum
@@ -192,7 +263,7 @@ class BatchNorm(nn.Module):
     def batch_statistics(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-channel mean and biased variance of x, each of shape (C,)."""
         dims = _reduce_dims(x)
-        var, mean = torch.var_mean(x, dim=dims, correction=0)
+        var, mean = torch.var_mean(x.to(_compute_dtype(x.dtype)), dim=dims, correction=0)
         return mean, var
 
     def _update_running(self, mean: torch.Tensor, var: torch.Tensor, m: int) -> None:
@@ -200,31 +271,74 @@ class BatchNorm(nn.Module):
             self.num_batches_tracked.add_(1)
             f = (1.0 / float(self.num_batches_tracked)) if self.momentum is None else self.momentum
             # (1 − f)·running + f·batch, both buffers in one call; the variance unbiased by m/(m−1)
+            dtype = self.running_mean.dtype
             torch._foreach_lerp_([self.running_mean, self.running_var],
-                                 [mean.detach(), var.detach() * (m / (m - 1))], f)
+                                 [mean.detach().to(dtype), (var.detach() * (m / (m - 1))).to(dtype)], f)
+
+    def _check_forward(self, x: torch.Tensor) -> None:
+        """The input checks every layer built on BatchNorm shares (shape, dtype, training settings)."""
+        _check_input(x, self.num_features, type(self).__name__, self.running_mean.dtype)
+        if self.training and x.numel() // x.shape[1] == 1:
+            raise ValueError(
+                f"Expected more than 1 value per channel when training, got input size {tuple(x.size())}: "
+                "batch statistics of a single value are undefined. Use a batch of at least 2, "
+                "or call model.eval() to use the running statistics."
+            )
+        if self.training and self.eps <= 0:
+            raise ValueError(
+                f"{type(self).__name__}({self.num_features}) has eps={self.eps} in training mode: a channel "
+                "that is constant in the batch (e.g. Fashion-MNIST's border pixels, 0 in every image) has "
+                "variance 0 and gives 0/0 = NaN. Use eps > 0 (default 1e-5), as torch requires in training."
+            )
+
+    def _empty_batch(self, x: torch.Tensor) -> torch.Tensor:
+        """torch's behaviour on an empty training batch: empty output, statistics unchanged, counter + 1."""
+        with torch.no_grad():
+            self.num_batches_tracked.add_(1)
+        return self._affine(x.to(_compute_dtype(x.dtype))).to(x.dtype)
+
+    def _affine(self, xhat: torch.Tensor) -> torch.Tensor:
+        if not self.affine:
+            return xhat
+        shape = _channel_shape(xhat)
+        return xhat * self.weight.to(xhat.dtype).view(shape) + self.bias.to(xhat.dtype).view(shape)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        _check_input(x, self.num_features, type(self).__name__)
-        shape = _channel_shape(x)
+        self._check_forward(x)
         if self.training:
             m = x.numel() // x.shape[1]
-            if m < 2:
-                raise ValueError(
-                    f"Expected more than 1 value per channel when training, got input size {tuple(x.size())}: "
-                    "batch statistics of a single value are undefined. Use a batch of at least 2, "
-                    "or call model.eval() to use the running statistics."
-                )
+            if m == 0:
+                return self._empty_batch(x)
             out, mean, var = batchnorm_train(x, self.weight, self.bias, self.eps)
             self._update_running(mean, var, m)
             return out
-        mean, var = self.running_mean, self.running_var
+        return self._inference(x)
+
+    def _inference(self, x: torch.Tensor) -> torch.Tensor:
+        """Algorithm 2 with the running statistics, in float32 for float16/bfloat16 input."""
+        ct = _compute_dtype(x.dtype)
+        shape = _channel_shape(x)
+        mean, var = self.running_mean.to(ct), self.running_var.to(ct)
         scale = torch.rsqrt(var + self.eps)
         if self.affine:
-            scale = scale * self.weight
-        out = (x - mean.view(shape)) * scale.view(shape)
+            scale = scale * self.weight.to(ct)
+        out = (x.to(ct) - mean.view(shape)) * scale.view(shape)
         if self.affine:
-            out = out + self.bias.view(shape)
-        return out
+            out = out + self.bias.to(ct).view(shape)
+        return out.to(x.dtype)
+
+    # state dicts written before torch added num_batches_tracked (version < 2) load, the counter
+    # keeping its value, exactly as in nn.BatchNorm1d/2d
+    _version = 2
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys,
+                              unexpected_keys, error_msgs) -> None:  # type: ignore[override]
+        version = local_metadata.get("version", None)
+        key = prefix + "num_batches_tracked"
+        if (version is None or version < 2) and key not in state_dict:
+            state_dict[key] = self.num_batches_tracked.clone()
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys,
+                                      unexpected_keys, error_msgs)
 
     def extra_repr(self) -> str:
         return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}"
