@@ -7,7 +7,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from bnlab.layers import BatchNorm, LpNorm, make_norm
+from bnlab.layers import BatchNorm, GroupNorm, LayerNorm, LpNorm, make_norm
 
 __all__ = ["mlp", "ACTIVATIONS", "INITS", "lsuv", "deep_linear", "dln_data", "dln_loss"]
 
@@ -104,7 +104,7 @@ def mlp(widths: Sequence[int] = (100, 100, 100), activation: str = "sigmoid", no
 
 
 # Layers whose presence means the model already normalizes (LSUV is the control *without* them).
-_NORM_LAYERS = (BatchNorm, LpNorm, nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm)
+_NORM_LAYERS = (BatchNorm, LpNorm, LayerNorm, GroupNorm, nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm)
 
 
 def _hidden_linears(model: nn.Module) -> list[tuple[str, nn.Linear]]:
