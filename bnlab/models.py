@@ -103,8 +103,13 @@ def mlp(widths: Sequence[int] = (100, 100, 100), activation: str = "sigmoid", no
     return model
 
 
-# Layers whose presence means the model already normalizes (LSUV is the control *without* them).
+# Layers whose presence means the model already normalizes (LSUV is the control *without* them):
+# bnlab's and torch's (BatchNorm, NoisyBatchNorm, LpNorm, LayerNorm, GroupNorm, BatchNorm1d, ...).
 _NORM_LAYERS = (BatchNorm, LpNorm, nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm)
+
+
+def _is_norm_layer(module: nn.Module) -> bool:
+    return isinstance(module, _NORM_LAYERS) or type(module).__name__.endswith(("Norm", "Norm1d", "Norm2d", "Norm3d"))
 
 
 def _hidden_linears(model: nn.Module) -> list[tuple[str, nn.Linear]]:
@@ -190,7 +195,7 @@ def lsuv(model: nn.Module, x: torch.Tensor, tol: float = 1e-3, max_iter: int = 1
         raise ValueError(f"tol must be a positive number, got {tol!r}")
     if isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 1:
         raise ValueError(f"max_iter must be an int >= 1, got {max_iter!r}")
-    norms = [name for name, m in model.named_modules() if isinstance(m, _NORM_LAYERS)]
+    norms = [name for name, m in model.named_modules() if _is_norm_layer(m)]
     if norms:
         raise ValueError(f"lsuv is the well-scaled start for a network without normalization, but the model "
                          f"has normalization layers {norms}: build it with norm=None")
