@@ -778,3 +778,30 @@ def make_norm(kind: str, num_features: int, **kwargs) -> nn.Module:
     if kind in _PLANNED:
         raise NotImplementedError(f"norm={kind!r} ({_PLANNED[kind]}) is not built yet in this version of bnlab.")
     raise ValueError(f"unknown norm kind {kind!r}: choose one of {norm_kinds()} or None.")
+
+
+# --------------------------------------------------------------------------- BN variants (notebook 09)
+# Defined in bnlab.layers_variants (which builds on BatchNorm above); importable from here too,
+# loaded on first use so that neither module has to import the other at import time.
+
+_VARIANTS = {"bn_detached": "DetachedBatchNorm", "bn_reestimated": "ReestimatedBatchNorm",
+             "bn_frozen": "FrozenBatchNorm", "bn_mean": "MeanOnlyBatchNorm", "bn_scale": "ScaleOnlyBatchNorm"}
+__all__ += list(_VARIANTS.values())
+
+
+def _variant(name: str) -> type[nn.Module]:
+    from bnlab import layers_variants
+    return getattr(layers_variants, name)
+
+
+def _variant_factory(name: str) -> Callable[..., nn.Module]:
+    return lambda num_features, **kw: _variant(name)(num_features, **kw)
+
+
+NORM_KINDS.update({kind: _variant_factory(name) for kind, name in _VARIANTS.items()})
+
+
+def __getattr__(name: str):
+    if name in _VARIANTS.values():
+        return _variant(name)
+    raise AttributeError(f"module 'bnlab.layers' has no attribute {name!r}")
