@@ -40,6 +40,7 @@ import numpy as np
 __all__ = [
     "batchnorm_forward", "batchnorm_backward", "batchnorm_backward_alt", "batchnorm_inference",
     "layernorm_forward", "layernorm_backward", "update_running_stats", "RunningStats",
+    "groupnorm_forward", "groupnorm_backward",
     "batchnorm_backward_nodes", "BACKWARD_NODES",
 ]
 
@@ -406,3 +407,71 @@ def layernorm_backward(dout: np.ndarray, cache: Cache) -> tuple[np.ndarray, np.n
     dx = (inv_std / d) * (d * dxhat - dxhat.sum(axis=1, keepdims=True)
                           - xhat * (dxhat * xhat).sum(axis=1, keepdims=True))
     return dx, dgamma, dbeta
+
+
+# --------------------------------------------------------------------------- group norm
+
+def groupnorm_forward(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, num_groups: int,
+                      eps: float = 1e-5) -> tuple[np.ndarray, Cache]:
+    """Group normalization (Wu & He 2018, Eq. 1 with S_i of §3.1) for (N, D) input.
+
+    The D features of each example are split into G = ``num_groups`` groups of
+    K = D/G consecutive features; each group is normalized by its own mean and
+    biased variance, then the per-feature γ, β are applied. G = 1 is layer norm;
+    G = D normalizes every feature by itself (x̂ = 0 for (N, D) input: one value per group).
+
+    Args:
+        x: (N, D). gamma, beta: (D,). num_groups: G, a divisor of D. eps: added to the variance.
+
+    Returns:
+        out: (N, D); cache: dict with the keys of ``layernorm_forward``'s, statistics of
+        shape (N, G, 1), ``xhat`` of shape (N, D), and ``num_groups``.
+
+    Raises:
+        ValueError: G does not divide D.
+    """
+    x = _as_float_2d(x)
+    n, d = x.shape
+    g = int(num_groups)
+    if g < 1 or d % g:
+        raise ValueError(f"num_groups={num_groups} must be a positive divisor of the {d} features of x")
+    gamma = _as_vector(gamma, d, "gamma", x.dtype)
+    beta = _as_vector(beta, d, "beta", x.dtype)
+    eps = _check_eps(eps)
+    xg = x.reshape(n, g, d // g)
+    mu = xg.mean(axis=2, keepdims=True)
+    xc = xg - mu
+    var = (xc ** 2).mean(axis=2, keepdims=True)
+    std = np.sqrt(var + eps)
+    inv_std = 1.0 / std
+    xhat = (xc * inv_std).reshape(n, d)
+    out = gamma * xhat + beta
+    cache = dict(x=x, mu=mu, xc=xc.reshape(n, d), var=var, std=std, inv_std=inv_std, xhat=xhat,
+                 gamma=gamma, beta=beta, eps=eps, num_groups=g)
+    return out, cache
+
+
+def groupnorm_backward(dout: np.ndarray, cache: Cache) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Backward pass of ``groupnorm_forward``: layer norm's closed form within each group.
+
+        ∂ℓ/∂x̂ = ∂ℓ/∂y · γ,  ∂ℓ/∂x_k = (1/(K√(σ_g²+ε))) (K ∂ℓ/∂x̂_k − Σ_{j∈g} ∂ℓ/∂x̂_j − x̂_k Σ_{j∈g} ∂ℓ/∂x̂_j x̂_j)
+
+    for feature k in group g of K = D/G features.
+
+    Args:
+        dout: (N, D). cache: from ``groupnorm_forward``.
+
+    Returns:
+        dx (N, D), dgamma (D,), dbeta (D,).
+    """
+    dout = _check_dout(dout, cache, "groupnorm_backward")
+    xhat, inv_std, gamma, g = cache["xhat"], cache["inv_std"], cache["gamma"], cache["num_groups"]
+    n, d = dout.shape
+    k = d // g
+    dbeta = dout.sum(axis=0)
+    dgamma = (dout * xhat).sum(axis=0)
+    dxhat = (dout * gamma).reshape(n, g, k)
+    xh = xhat.reshape(n, g, k)
+    dx = (inv_std / k) * (k * dxhat - dxhat.sum(axis=2, keepdims=True)
+                          - xh * (dxhat * xh).sum(axis=2, keepdims=True))
+    return dx.reshape(n, d), dgamma, dbeta
