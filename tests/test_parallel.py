@@ -154,16 +154,25 @@ def test_an_interrupt_stops_every_worker(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen([sys.executable, "-c", INTERRUPT_SCRIPT, str(pids)], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and (not pids.exists() or len(pids.read_text().split()) < 2):
-        time.sleep(0.1)
-    workers = [int(p) for p in pids.read_text().split()]
-    assert len(workers) == 2 and all(_alive(p) for p in workers)
-    proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 3 and "interrupted" in out, err
-    time.sleep(0.2)
-    assert not any(_alive(p) for p in workers)
+    workers: list[int] = []
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and (not pids.exists() or len(pids.read_text().split()) < 2):
+            time.sleep(0.1)
+        workers = [int(p) for p in pids.read_text().split()]
+        assert len(workers) == 2 and all(_alive(p) for p in workers)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 3 and "interrupted" in out, err
+        time.sleep(0.2)
+        assert not any(_alive(p) for p in workers)
+    finally:   # whatever happened above, leave nothing running
+        for pid in workers:
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
 
 
 def test_workers_setting(monkeypatch):
