@@ -548,17 +548,207 @@ class LpNorm(nn.Module):
         return f"{self.num_features}, p={p}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}"
 
 
+# --------------------------------------------------------------------------- layer and group norm
+
+__all__ += ["LayerNorm", "GroupNorm"]
+
+
+class LayerNorm(nn.Module):
+    """Layer normalization (Ba, Kiros & Hinton 2016) from tensor ops, equal to ``nn.LayerNorm``.
+
+    Each example is normalized by the mean and biased variance of its own last
+    ``len(normalized_shape)`` dimensions: y = (x − μ_i)/√(σ_i² + ε) · γ + β. No batch
+    statistics, so training and eval mode compute the same function and a batch of one works.
+
+    Args:
+        normalized_shape: the trailing shape normalized over (an int D for (N, D) input).
+        eps: added to the variance. elementwise_affine: learn γ (``weight``) and β (``bias``)
+            of shape ``normalized_shape``. bias: learn β (with ``elementwise_affine``).
+
+    Shapes: input (..., *normalized_shape); output the same. Same ``state_dict`` keys as ``nn.LayerNorm``.
+    """
+
+    def __init__(self, normalized_shape: int | tuple[int, ...], eps: float = 1e-5,
+                 elementwise_affine: bool = True, bias: bool = True) -> None:
+        super().__init__()
+        shape = (int(normalized_shape),) if isinstance(normalized_shape, int) else tuple(int(d) for d in normalized_shape)
+        if not shape or any(d < 1 for d in shape):
+            raise ValueError(f"normalized_shape must be a positive int or tuple of positive ints, got {normalized_shape!r}")
+        self.normalized_shape = shape
+        self.eps = eps
+        self.elementwise_affine = elementwise_affine
+        self.weight = nn.Parameter(torch.ones(shape)) if elementwise_affine else None
+        self.bias = nn.Parameter(torch.zeros(shape)) if elementwise_affine and bias else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        k = len(self.normalized_shape)
+        if tuple(x.shape[-k:]) != self.normalized_shape:
+            raise ValueError(f"LayerNorm{self.normalized_shape} got input of shape {tuple(x.shape)}: "
+                             f"its last {k} dimension(s) must be {self.normalized_shape}.")
+        dims = tuple(range(-k, 0))
+        var, mean = torch.var_mean(x, dim=dims, keepdim=True, correction=0)
+        out = (x - mean) * torch.rsqrt(var + self.eps)
+        if self.weight is not None:
+            out = out * self.weight
+        if self.bias is not None:
+            out = out + self.bias
+        return out
+
+    def extra_repr(self) -> str:
+        return f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}"
+
+
+class GroupNorm(nn.Module):
+    """Group normalization (Wu & He 2018, Eq. 1 and §3.1) from tensor ops, equal to ``nn.GroupNorm``.
+
+    The C channels of each example are split into ``num_groups`` groups of C/G
+    consecutive channels; each group is normalized by the mean and biased variance
+    of its own values (for images, over its channels and all positions), then a
+    per-channel γ, β is applied. G = 1 is LayerNorm over (C, H, W); G = C is
+    InstanceNorm. No batch statistics: training and eval mode agree, any batch size works.
+
+    Args:
+        num_groups: G, must divide ``num_channels``. num_channels: C.
+        eps: added to the variance. affine: learn per-channel γ (``weight``) and β (``bias``).
+
+    Shapes: input (N, C) or (N, C, *); output the same. Same ``state_dict`` keys as ``nn.GroupNorm``.
+    """
+
+    def __init__(self, num_groups: int, num_channels: int, eps: float = 1e-5, affine: bool = True) -> None:
+        super().__init__()
+        if num_groups < 1 or num_channels % num_groups:
+            raise ValueError(f"num_groups={num_groups} must be >= 1 and divide num_channels={num_channels}")
+        self.num_groups = num_groups
+        self.num_channels = num_channels
+        self.eps = eps
+        self.affine = affine
+        _register_affine(self, num_channels, affine)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.ndim < 2 or x.shape[1] != self.num_channels:
+            raise ValueError(f"GroupNorm({self.num_groups}, {self.num_channels}) expects input (N, "
+                             f"{self.num_channels}, ...), got {tuple(x.shape)}: channels are dim 1.")
+        grouped = x.reshape(x.shape[0], self.num_groups, -1)
+        var, mean = torch.var_mean(grouped, dim=2, keepdim=True, correction=0)
+        out = ((grouped - mean) * torch.rsqrt(var + self.eps)).reshape(x.shape)
+        if self.affine:
+            shape = _channel_shape(x)
+            out = out * self.weight.view(shape) + self.bias.view(shape)
+        return out
+
+    def extra_repr(self) -> str:
+        return f"{self.num_groups}, {self.num_channels}, eps={self.eps}, affine={self.affine}"
+
+
+# --------------------------------------------------------------------------- population statistics
+
+__all__ += ["recompute_population_statistics", "batchnorm_layers"]
+
+
+def batchnorm_layers(model: nn.Module) -> dict[str, nn.Module]:
+    """The batch-norm layers of ``model`` (bnlab's ``BatchNorm`` and its subclasses, torch's
+    ``nn.BatchNorm1d/2d/3d``) that keep running statistics, by qualified name."""
+    from torch.nn.modules.batchnorm import _BatchNorm
+    return {name: m for name, m in model.named_modules()
+            if isinstance(m, (BatchNorm, _BatchNorm)) and getattr(m, "running_mean", None) is not None}
+
+
+@torch.no_grad()
+def recompute_population_statistics(model: nn.Module, x: torch.Tensor, batch_size: int = 60,
+                                    num_images: int | None = None) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """Re-estimate every BN layer's population statistics with the current weights (Algorithm 2).
+
+    Ioffe & Szegedy (2015), Algorithm 2, step 10: "Process multiple training
+    mini-batches B, each of size m, and average over them: E[x] ← E_B[μ_B],
+    Var[x] ← m/(m−1) E_B[σ_B²]". The first ``num_images`` rows of ``x`` are cut
+    into consecutive batches of ``batch_size`` (a last partial batch is dropped)
+    and passed through the network with every BN layer normalizing by its batch
+    statistics (the training network), so each layer sees inputs computed with the
+    current weights; every other module is in eval mode (dropout off, as at
+    inference: the statistics the inference network will meet, Li et al. 2019 §4).
+    Each BN layer's ``running_mean``/``running_var`` are then set to those averages
+    (m counts every value per channel: batch × positions for images). This is
+    "precise BN" (Wu & Johnson 2021) and replaces the exponential moving average.
+
+    Nothing else changes: parameters, other buffers (``num_batches_tracked``), the
+    train/eval flag of every module and the global RNG state are as before.
+
+    Args:
+        model: any module containing ``bnlab.layers.BatchNorm`` or ``nn.BatchNorm*d`` layers.
+        x: (N, ...) training inputs, as the model takes them (e.g. (N, 1, 28, 28)).
+        batch_size: m, images per batch (≥ 2).
+        num_images: use the first this many rows of x (default all); must hold one batch.
+
+    Returns:
+        layer name → (mean, unbiased variance), (C,) each: the statistics now installed.
+
+    Raises:
+        ValueError: no BN layer in ``model``, ``batch_size`` < 2, or too few images for one batch.
+    """
+    bns = batchnorm_layers(model)
+    if not bns:
+        raise ValueError("recompute_population_statistics: the model has no batch-norm layer with running "
+                         "statistics (bnlab.layers.BatchNorm or nn.BatchNorm*d with track_running_stats=True).")
+    if batch_size < 2:
+        raise ValueError(f"batch_size must be >= 2 (a batch of one has no variance), got {batch_size}")
+    n = len(x) if num_images is None else min(int(num_images), len(x))
+    batches = n // batch_size
+    if batches < 1:
+        raise ValueError(f"need at least one batch of {batch_size} images, got num_images={num_images} "
+                         f"and {len(x)} rows in x; pass more images or a smaller batch_size.")
+    flags = {m: m.training for m in model.modules()}
+    saved = {name: {k: v.clone() for k, v in bn.named_buffers(recurse=False)} for name, bn in bns.items()}
+    sums: dict[str, list] = {name: [0.0, 0.0, 0] for name in bns}
+
+    def hook(name: str) -> Callable:
+        def record(module: nn.Module, args: tuple) -> None:
+            inp = args[0]
+            dims = _reduce_dims(inp)
+            var, mean = torch.var_mean(inp.double(), dim=dims, correction=0)
+            acc = sums[name]
+            acc[0] = acc[0] + mean
+            acc[1] = acc[1] + var
+            acc[2] = inp.numel() // inp.shape[1]
+        return record
+
+    handles = [bn.register_forward_pre_hook(hook(name)) for name, bn in bns.items()]
+    try:
+        with torch.random.fork_rng(devices=[]):
+            model.eval()
+            for bn in bns.values():
+                bn.train()
+            for i in range(batches):
+                model(x[i * batch_size:(i + 1) * batch_size])
+    finally:
+        for h in handles:
+            h.remove()
+        for module, flag in flags.items():
+            module.train(flag)
+        for name, bn in bns.items():
+            for k, v in bn.named_buffers(recurse=False):
+                v.copy_(saved[name][k])
+    out = {}
+    for name, bn in bns.items():
+        mean_sum, var_sum, m = sums[name]
+        mean = (mean_sum / batches).to(bn.running_mean.dtype)
+        var = (var_sum / batches * (m / (m - 1))).to(bn.running_var.dtype)
+        bn.running_mean.copy_(mean)
+        bn.running_var.copy_(var)
+        out[name] = (mean.clone(), var.clone())
+    return out
+
+
 # --------------------------------------------------------------------------- the registry
 
 def _group_norm(num_features: int, num_groups: int | None = None, **kw) -> nn.Module:
     groups = num_groups if num_groups is not None else math.gcd(num_features, 32)
-    return nn.GroupNorm(groups, num_features, **kw)
+    return GroupNorm(groups, num_features, **kw)
 
 
 NORM_KINDS: dict[str, Callable[..., nn.Module]] = {
     "bn": BatchNorm,
     "torch_bn": nn.BatchNorm1d,  # torch's own layer, for comparisons with "bn"
-    "ln": lambda num_features, **kw: nn.LayerNorm(num_features, **kw),
+    "ln": lambda num_features, **kw: LayerNorm(num_features, **kw),
     "gn": _group_norm,
     "noisy_bn": NoisyBatchNorm,  # BN + Santurkar et al.'s Algorithm 1 noise
     "noise": NoiseInjection,  # the same noise without BN (plain-net control)
@@ -580,7 +770,7 @@ def make_norm(kind: str, num_features: int, **kwargs) -> nn.Module:
     """Build the normalization layer named ``kind`` for ``num_features`` channels.
 
     Kinds: "bn" (bnlab.layers.BatchNorm), "torch_bn" (nn.BatchNorm1d), "ln"
-    (nn.LayerNorm), "gn" (nn.GroupNorm, ``num_groups`` defaults to gcd(C, 32)), and
+    (bnlab.layers.LayerNorm), "gn" (bnlab.layers.GroupNorm, ``num_groups`` defaults to gcd(C, 32)), and
     the others listed by ``norm_kinds()``. Extra keyword arguments go to the layer.
     """
     if kind in NORM_KINDS:

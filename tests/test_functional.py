@@ -402,3 +402,26 @@ def test_per_pixel_flattening_is_not_spatial_batch_norm():
     spatial, _ = F.spatial_batchnorm_forward(x, np.ones(2), np.zeros(2))
     per_pixel, _ = F.batchnorm_forward(x.reshape(len(x), -1), np.ones(18), np.zeros(18))
     assert np.abs(spatial - per_pixel.reshape(x.shape)).max() > 0.1
+
+
+@pytest.mark.parametrize("n,d", [(2, 3), (16, 3)])
+def test_backward_nodes_equal_autograd_at_every_node(n, d):
+    """Every intermediate gradient of the staged backward equals autograd's on the same graph."""
+    x, gamma, beta, dout, _ = make_inputs(n, d, seed=7)
+    _, cache = F.batchnorm_forward(x, gamma, beta)
+    got = F.batchnorm_backward_nodes(dout, cache)
+    assert list(got) == list(F.BACKWARD_NODES)
+    t = {k: torch.tensor(v, requires_grad=True) for k, v in (("x", x), ("gamma", gamma), ("beta", beta))}
+    t["mu"] = t["x"].mean(0)
+    t["xc"] = t["x"] - t["mu"]
+    t["var"] = (t["xc"] ** 2).mean(0)
+    t["std"] = torch.sqrt(t["var"] + cache["eps"])
+    t["inv_std"] = 1 / t["std"]
+    t["xhat"] = t["xc"] * t["inv_std"]
+    for v in t.values():
+        v.retain_grad()
+    (t["gamma"] * t["xhat"] + t["beta"]).backward(torch.tensor(dout))
+    for key in F.BACKWARD_NODES:
+        assert rel_error(got[key], t[key].grad.numpy()) < 1e-10, key
+    dx, dgamma, dbeta = F.batchnorm_backward(dout, cache)
+    assert np.array_equal(dx, got["x"]) and np.array_equal(dgamma, got["gamma"]) and np.array_equal(dbeta, got["beta"])
