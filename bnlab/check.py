@@ -29,7 +29,7 @@ from bnlab.gradcheck import numerical_gradient, rel_error
 __all__ = ["CheckResult", "batchnorm_forward", "batchnorm_backward", "batchnorm_backward_alt",
            "batchnorm_inference", "layernorm_forward", "layernorm_backward", "update_running_stats",
            "spatial_batchnorm_forward", "spatial_batchnorm_backward", "SHAPES", "SPATIAL_SHAPES",
-           "batchnorm_backward_nodes"]
+           "groupnorm_forward", "groupnorm_backward", "groupnorm_groups", "batchnorm_backward_nodes"]
 
 #: (N, D) of the random inputs every checker uses: the edge cases N = 2 and D = 1, and two ordinary ones.
 SHAPES: tuple[tuple[int, int], ...] = ((2, 3), (4, 1), (8, 5), (32, 16))
@@ -197,7 +197,8 @@ def _check_tol(tol: Any) -> None:
 def _check_backward(name: str, student: Callable[..., Any], forward: Callable[..., Any],
                     ref_forward: Callable[..., Any], ref_backward: Callable[..., Any], tol: float,
                     verbose: bool, shapes: Sequence[tuple[int, ...]] = SHAPES,
-                    inputs: Callable[..., tuple] = _flat_inputs) -> CheckResult:
+                    inputs: Callable[..., tuple] = _flat_inputs,
+                    extra: Callable[[int], tuple] = lambda d: ()) -> CheckResult:
     _check_callable(student, "student_fn")
     _check_callable(forward, "forward")
     _check_tol(tol)
@@ -208,20 +209,20 @@ def _check_backward(name: str, student: Callable[..., Any], forward: Callable[..
         x, gamma, beta, dout, h = inputs(shape, seed=k)
         d = shape[1]
         try:
-            fwd = _call(forward, x, gamma, beta)
+            fwd = _call(forward, x, gamma, beta, *extra(d))
             if not (isinstance(fwd, tuple) and len(fwd) == 2):
                 raise _Failure("forward should return (out, cache)")
             got = _as_outputs(_call(student, dout, fwd[1]), names, [x.shape, (d,), (d,)])
         except _Failure as why:
             return _verdict(name, errors, tol, (shape, str(why)), verbose)
         low |= _low_precision(names, got)
-        want = ref_backward(dout, ref_forward(x, gamma, beta)[1])
+        want = ref_backward(dout, ref_forward(x, gamma, beta, *extra(d))[1])
         args0 = [x, gamma, beta]
         for j, (g, w) in enumerate(zip(got, want)):
             def f(a: np.ndarray, j: int = j) -> np.ndarray:
                 args = list(args0)
                 args[j] = a
-                return ref_forward(*args)[0]
+                return ref_forward(*args, *extra(d))[0]
             num = numerical_gradient(f, args0[j].copy(), dout, h=h, order=4)
             errors.append((shape, names[j], "the reference", rel_error(g, w)))
             errors.append((shape, names[j], "finite differences", rel_error(g, num)))
@@ -426,3 +427,28 @@ def spatial_batchnorm_backward(student_fn: Callable[..., Any], forward: Callable
     return _check_backward("spatial_batchnorm_backward", student_fn, forward or F.spatial_batchnorm_forward,
                            F.spatial_batchnorm_forward, F.spatial_batchnorm_backward, tol, verbose,
                            SPATIAL_SHAPES, _spatial_inputs)
+
+
+# --------------------------------------------------------------------------- group norm
+
+def groupnorm_groups(d: int) -> int:
+    """The number of groups the group-norm checkers use for D features: 4 when 4 divides D
+    (groups of several features, the interesting case), else D > 1 (one feature per group), else 1."""
+    return 4 if d % 4 == 0 else d
+
+
+def groupnorm_forward(student_fn: Callable[..., Any], tol: float = TOL, verbose: bool = True) -> CheckResult:
+    """Check ``student_fn(x, gamma, beta, num_groups, eps) -> (out, cache)`` against
+    ``functional.groupnorm_forward`` (Wu & He 2018); ``num_groups`` is ``groupnorm_groups(D)``."""
+    _check_tol(tol)
+    return _check_forward("groupnorm_forward", student_fn, F.groupnorm_forward,
+                          lambda d: (groupnorm_groups(d), 1e-5), tol, verbose)
+
+
+def groupnorm_backward(student_fn: Callable[..., Any], forward: Callable[..., Any] | None = None,
+                       tol: float = TOL, verbose: bool = True) -> CheckResult:
+    """Check ``student_fn(dout, cache) -> (dx, dgamma, dbeta)`` for group norm (see ``batchnorm_backward``);
+    ``forward(x, gamma, beta, num_groups)`` defaults to ``functional.groupnorm_forward``."""
+    return _check_backward("groupnorm_backward", student_fn, forward or F.groupnorm_forward,
+                           F.groupnorm_forward, F.groupnorm_backward, tol, verbose,
+                           extra=lambda d: (groupnorm_groups(d),))

@@ -23,7 +23,7 @@ key         shape      value
 ``gamma``   (D,)       scale γ
 ``beta``    (D,)       shift β
 ``eps``     float      ε
-``layer``   str        ``"batchnorm"`` (``"layernorm"`` in the layer-norm cache)
+``layer``   str        ``"batchnorm"`` (``"layernorm"``, ``"groupnorm"`` in theirs)
 ==========  =========  ==========================================================
 
 The layer-norm cache has the same keys, with statistics of shape (N, 1)
@@ -47,6 +47,7 @@ __all__ = [
     "batchnorm_forward", "batchnorm_backward", "batchnorm_backward_alt", "batchnorm_inference",
     "layernorm_forward", "layernorm_backward", "update_running_stats", "RunningStats",
     "spatial_batchnorm_forward", "spatial_batchnorm_backward",
+    "groupnorm_forward", "groupnorm_backward",
     "batchnorm_backward_nodes", "BACKWARD_NODES",
 ]
 
@@ -129,7 +130,8 @@ def _check_constant(var: np.ndarray, eps: float, what: str) -> None:
         )
 
 
-_CACHE_STATS = {"batchnorm": "(D,) per feature", "layernorm": "(N, 1) per example"}
+_CACHE_STATS = {"batchnorm": "(D,) per feature", "layernorm": "(N, 1) per example",
+                "groupnorm": "(N, G, 1) per example and group"}
 
 
 def _check_dout(dout: Any, cache: Cache, fn: str, layer: str = "batchnorm") -> np.ndarray:
@@ -145,7 +147,8 @@ def _check_dout(dout: Any, cache: Cache, fn: str, layer: str = "batchnorm") -> n
                          f"got a {kind}. Call it as {fn}(dout, cache) with out, cache = {forward}(x, gamma, beta).")
     x = np.asarray(cache["x"])
     stats_shape = np.shape(cache["inv_std"])
-    expected = (x.shape[1],) if layer == "batchnorm" else (x.shape[0], 1)
+    expected = {"batchnorm": (x.shape[1],), "layernorm": (x.shape[0], 1),
+                "groupnorm": (x.shape[0], cache.get("num_groups"), 1)}[layer]
     if (made_by is not None and made_by != layer) or x.ndim != 2 or stats_shape != expected:
         source = f"{made_by}_forward" if made_by else f"a forward with statistics of shape {stats_shape}"
         raise ValueError(
@@ -575,3 +578,72 @@ def spatial_batchnorm_backward(dout: np.ndarray, cache: Cache) -> tuple[np.ndarr
         raise ValueError(f"dout has shape {arr.shape} but the forward input had shape {x.shape}; they must match.")
     dx, dgamma, dbeta = batchnorm_backward_alt(_channels_last_2d(arr), cache["bn"])
     return _channels_first_4d(dx, x.shape), dgamma, dbeta
+
+
+# --------------------------------------------------------------------------- group norm
+
+def groupnorm_forward(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, num_groups: int,
+                      eps: float = 1e-5) -> tuple[np.ndarray, Cache]:
+    """Group normalization (Wu & He 2018, Eq. 1 with S_i of §3.1) for (N, D) input.
+
+    The D features of each example are split into G = ``num_groups`` groups of
+    K = D/G consecutive features; each group is normalized by its own mean and
+    biased variance, then the per-feature γ, β are applied. G = 1 is layer norm;
+    G = D normalizes every feature by itself (x̂ = 0 for (N, D) input: one value per group).
+
+    Args:
+        x: (N, D). gamma, beta: (D,). num_groups: G, a divisor of D. eps: added to the variance.
+
+    Returns:
+        out: (N, D); cache: dict with the keys of ``layernorm_forward``'s, statistics of
+        shape (N, G, 1), ``xhat`` of shape (N, D), and ``num_groups``.
+
+    Raises:
+        ValueError: G does not divide D.
+    """
+    x = _as_float_2d(x)
+    n, d = x.shape
+    g = int(num_groups)
+    if g < 1 or d % g:
+        raise ValueError(f"num_groups={num_groups} must be a positive divisor of the {d} features of x")
+    gamma = _as_vector(gamma, d, "gamma", x.dtype)
+    beta = _as_vector(beta, d, "beta", x.dtype)
+    eps = _check_eps(eps)
+    xg = x.reshape(n, g, d // g)
+    mu = xg.mean(axis=2, keepdims=True)
+    xc = xg - mu
+    var = (xc ** 2).mean(axis=2, keepdims=True)
+    _check_constant(var[:, :, 0], eps, "(example, group)")
+    std = np.sqrt(var + eps)
+    inv_std = 1.0 / std
+    xhat = (xc * inv_std).reshape(n, d)
+    out = gamma * xhat + beta
+    cache = dict(x=x, mu=mu, xc=xc.reshape(n, d), var=var, std=std, inv_std=inv_std, xhat=xhat,
+                 gamma=gamma, beta=beta, eps=eps, num_groups=g, layer="groupnorm")
+    return out, cache
+
+
+def groupnorm_backward(dout: np.ndarray, cache: Cache) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Backward pass of ``groupnorm_forward``: layer norm's closed form within each group.
+
+        ∂ℓ/∂x̂ = ∂ℓ/∂y · γ,  ∂ℓ/∂x_k = (1/(K√(σ_g²+ε))) (K ∂ℓ/∂x̂_k − Σ_{j∈g} ∂ℓ/∂x̂_j − x̂_k Σ_{j∈g} ∂ℓ/∂x̂_j x̂_j)
+
+    for feature k in group g of K = D/G features.
+
+    Args:
+        dout: (N, D). cache: from ``groupnorm_forward``.
+
+    Returns:
+        dx (N, D), dgamma (D,), dbeta (D,).
+    """
+    dout = _check_dout(dout, cache, "groupnorm_backward", layer="groupnorm")
+    xhat, inv_std, gamma, g = cache["xhat"], cache["inv_std"], cache["gamma"], cache["num_groups"]
+    n, d = dout.shape
+    k = d // g
+    dbeta = dout.sum(axis=0)
+    dgamma = (dout * xhat).sum(axis=0)
+    dxhat = (dout * gamma).reshape(n, g, k)
+    xh = xhat.reshape(n, g, k)
+    dx = (inv_std / k) * (k * dxhat - dxhat.sum(axis=2, keepdims=True)
+                          - xh * (dxhat * xh).sum(axis=2, keepdims=True))
+    return dx.reshape(n, d), dgamma, dbeta

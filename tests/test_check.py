@@ -17,12 +17,14 @@ from bnlab import functional as F
     (check.layernorm_forward, F.layernorm_forward),
     (check.layernorm_backward, F.layernorm_backward),
     (check.update_running_stats, F.update_running_stats),
+    (check.groupnorm_forward, F.groupnorm_forward),
+    (check.groupnorm_backward, F.groupnorm_backward),
 ])
 def test_reference_passes(checker, fn, capsys):
     result = checker(fn)
     assert result.passed and bool(result)
     # layer norm of D = 1 feature is constant (β): its exact zero gradient meets finite differences of ~1e-15
-    assert result.worst_error < (1e-6 if checker is check.layernorm_backward else 1e-8)
+    assert result.worst_error < (1e-6 if checker in (check.layernorm_backward, check.groupnorm_backward) else 1e-8)
     assert capsys.readouterr().out.startswith(f"PASS {checker.__name__}")
     assert {e[0] for e in result.errors} == set(check.SHAPES)
 
@@ -163,6 +165,27 @@ def test_spatial_backward_checker_catches_a_missing_sum_over_space():
         return dx, dgamma, dout[:, :, 0, 0].sum(0)  # β's gradient summed over the batch only
     result = check.spatial_batchnorm_backward(student, verbose=False)
     assert not result.passed and result.worst_output == "dbeta"
+
+
+def test_groupnorm_that_normalizes_the_whole_row_fails():
+    """Layer norm passed off as group norm: right only where the checker uses one group."""
+    def student(x, gamma, beta, num_groups, eps=1e-5):
+        return F.layernorm_forward(x, gamma, beta, eps)
+    result = check.groupnorm_forward(student, verbose=False)
+    assert not result.passed and result.worst_output == "out"
+    assert any(e[0] == (32, 16) and e[3] > 1e-2 for e in result.errors)
+    assert check.groupnorm_groups(16) == 4 and check.groupnorm_groups(5) == 5 and check.groupnorm_groups(1) == 1
+
+
+def test_groupnorm_backward_without_the_variance_path_fails():
+    def student(dout, cache):
+        n, d = dout.shape
+        g = cache["num_groups"]
+        dxhat = (dout * cache["gamma"]).reshape(n, g, d // g)
+        dx = (dxhat - dxhat.mean(2, keepdims=True)) * cache["inv_std"]
+        return dx.reshape(n, d), (dout * cache["xhat"]).sum(0), dout.sum(0)
+    result = check.groupnorm_backward(student, verbose=False)
+    assert not result.passed and result.worst_output == "dx"
 
 
 # --------------------------------------------------------------------------- node by node

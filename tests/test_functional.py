@@ -252,26 +252,33 @@ def test_bias_correction_fixes_early_estimates_and_fades_later():
 
 # --------------------------------------------------------------------------- layer norm
 
-@pytest.mark.parametrize("n,d", [(1, 4), (3, 2), (6, 5), (16, 12)])
-def test_layernorm_against_torch_and_finite_differences(n, d):
-    rng = np.random.default_rng(n + d)
-    scale = 3e-3 if d == 2 else 1.0  # two values per row: keep their variance ~ eps (see make_inputs)
-    x = 1 + 2 * scale * rng.standard_normal((n, d))
-    gamma, beta, dout = rng.standard_normal(d), rng.standard_normal(d), rng.standard_normal((n, d))
-    out, cache = F.layernorm_forward(x, gamma, beta)
+def check_against_torch(forward, backward, torch_fn, x, gamma, beta, dout, h):
+    """A NumPy (forward, backward) pair against torch autograd and 4th-order finite differences."""
+    out, cache = forward(x, gamma, beta)
     xt, gt, bt = (torch.tensor(a, requires_grad=True) for a in (x, gamma, beta))
-    ref = torch.nn.functional.layer_norm(xt, (d,), gt, bt, eps=1e-5)
+    ref = torch_fn(xt, gt, bt)
     ref.backward(torch.tensor(dout))
     assert rel_error(out, ref.detach().numpy()) < 1e-10
-    grads = F.layernorm_backward(dout, cache)
+    grads = backward(dout, cache)
     inputs = [x, gamma, beta]
     for j, (g, t) in enumerate(zip(grads, (xt, gt, bt))):
         assert rel_error(g, t.grad.numpy()) < 1e-8
         def f(a, j=j):
             args = list(inputs)
             args[j] = a
-            return F.layernorm_forward(*args)[0]
-        assert rel_error(g, numerical_gradient(f, inputs[j].copy(), dout, h=3e-3 * scale, order=4)) < 1e-8
+            return forward(*args)[0]
+        assert rel_error(g, numerical_gradient(f, inputs[j].copy(), dout, h=h, order=4)) < 1e-8
+
+
+@pytest.mark.parametrize("n,d", [(1, 4), (3, 2), (6, 5), (16, 12)])
+def test_layernorm_against_torch_and_finite_differences(n, d):
+    rng = np.random.default_rng(n + d)
+    scale = 3e-3 if d == 2 else 1.0  # two values per row: keep their variance ~ eps (see make_inputs)
+    x = 1 + 2 * scale * rng.standard_normal((n, d))
+    gamma, beta, dout = rng.standard_normal(d), rng.standard_normal(d), rng.standard_normal((n, d))
+    check_against_torch(F.layernorm_forward, F.layernorm_backward,
+                        lambda xt, gt, bt: torch.nn.functional.layer_norm(xt, (d,), gt, bt, eps=1e-5),
+                        x, gamma, beta, dout, h=3e-3 * scale)
 
 
 def test_layernorm_of_one_feature_is_beta_with_zero_gradient():
@@ -280,6 +287,31 @@ def test_layernorm_of_one_feature_is_beta_with_zero_gradient():
     np.testing.assert_array_equal(out, 0.5)
     dx, _, _ = F.layernorm_backward(np.ones((3, 1)), cache)
     np.testing.assert_array_equal(dx, 0.0)
+
+
+# --------------------------------------------------------------------------- group norm
+
+@pytest.mark.parametrize("n,d,g", [(1, 6, 2), (3, 9, 3), (6, 12, 4), (4, 5, 1)])
+def test_groupnorm_against_torch_and_finite_differences(n, d, g):
+    rng = np.random.default_rng(n + d + g)
+    x = 1 + 2 * rng.standard_normal((n, d))
+    gamma, beta, dout = rng.standard_normal(d), rng.standard_normal(d), rng.standard_normal((n, d))
+    check_against_torch(lambda *a: F.groupnorm_forward(*a, g), F.groupnorm_backward,
+                        lambda xt, gt, bt: torch.nn.functional.group_norm(xt, g, gt, bt, eps=1e-5),
+                        x, gamma, beta, dout, h=1e-3)
+
+
+def test_groupnorm_of_one_group_is_layernorm():
+    rng = np.random.default_rng(0)
+    x, gamma, beta = rng.standard_normal((5, 6)), rng.standard_normal(6), rng.standard_normal(6)
+    np.testing.assert_allclose(F.groupnorm_forward(x, gamma, beta, 1)[0], F.layernorm_forward(x, gamma, beta)[0],
+                               rtol=1e-12, atol=1e-12)
+    with pytest.raises(ValueError, match="positive divisor"):
+        F.groupnorm_forward(x, gamma, beta, 4)
+    # one feature per group: x̂ = 0, the output is β and the input gradient exactly zero
+    out, cache = F.groupnorm_forward(x, gamma, beta, 6)
+    np.testing.assert_array_equal(out, np.broadcast_to(beta, x.shape))
+    np.testing.assert_array_equal(F.groupnorm_backward(np.ones_like(x), cache)[0], 0.0)
 
 
 # --------------------------------------------------------------------------- bad input
@@ -332,15 +364,18 @@ def _caches(seed: int = 0):
     bn = F.batchnorm_forward(x, np.ones(4), np.zeros(4))[1]
     ln = F.layernorm_forward(x, np.ones(4), np.zeros(4))[1]
     sp = F.spatial_batchnorm_forward(rng.standard_normal((2, 4, 3, 3)), np.ones(4), np.zeros(4))[1]
-    return bn, ln, sp
+    gn = F.groupnorm_forward(x, np.ones(4), np.zeros(4), num_groups=2)[1]
+    return bn, ln, sp, gn
 
 
 @pytest.mark.parametrize("backward,wrong", [
     (F.batchnorm_backward, "ln"), (F.batchnorm_backward_alt, "ln"), (F.layernorm_backward, "bn"),
     (F.batchnorm_backward, "sp"), (F.layernorm_backward, "sp"), (F.spatial_batchnorm_backward, "bn"),
+    (F.groupnorm_backward, "bn"), (F.groupnorm_backward, "ln"), (F.batchnorm_backward, "gn"),
+    (F.layernorm_backward, "gn"),
 ])
 def test_each_backward_refuses_a_cache_its_forward_did_not_make(backward, wrong):
-    caches = dict(zip(("bn", "ln", "sp"), _caches()))
+    caches = dict(zip(("bn", "ln", "sp", "gn"), _caches()))
     cache = caches[wrong]
     dout = np.ones(np.shape(cache["x"]))
     with pytest.raises(ValueError, match="cache") as info:
@@ -350,7 +385,7 @@ def test_each_backward_refuses_a_cache_its_forward_did_not_make(backward, wrong)
 
 def test_a_hand_built_layernorm_cache_without_the_layer_key_is_refused_by_batchnorm_backward():
     """Recognised by the statistics' shape too: (N, 1) per example is layer norm's."""
-    _, ln, _ = _caches()
+    _, ln, _, _ = _caches()
     ln = {k: v for k, v in ln.items() if k != "layer"}
     with pytest.raises(ValueError, match=r"\(D,\) per feature"):
         F.batchnorm_backward(np.ones((5, 4)), ln)
