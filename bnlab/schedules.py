@@ -2,9 +2,12 @@
 from __future__ import annotations
 
 import math
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from bnlab.train import History
 
 __all__ = ["doubling", "failure_point"]
 
@@ -27,36 +30,32 @@ def doubling(every: int) -> Callable[[int], float]:
     return factor
 
 
-def failure_point(train_loss: np.ndarray, lr: float, schedule: Callable[[int], float],
-                  threshold: float = math.log(10), window: int = 50) -> tuple[int, float]:
-    """Where a run under a rising learning rate fails: (step, learning rate in force there).
+def failure_point(history: "History", schedule: Callable[[int], float], threshold: float = math.log(10),
+                  window: int = 50) -> tuple[int, float]:
+    """Where a run under a rising learning rate failed: (step, learning rate in force there).
 
-    Failure is the first step at which the mean training loss over the last ``window``
-    steps exceeds ``threshold`` (default ln 10 ≈ 2.303: no better than guessing among 10
-    classes), or the first non-finite loss, whichever comes first. The first ``window − 1``
-    steps are not eligible (the loss starts near ln 10 at initialisation).
+    Failure is the first of: the step at which ``fit`` flagged divergence (a non-finite loss,
+    or one above its ``diverge_above``), and the first step at which the mean training loss
+    over the last ``window`` steps exceeds ``threshold`` (default ln 10 ≈ 2.303: no better
+    than guessing among 10 classes; the first ``window − 1`` steps are not eligible).
 
     Args:
-        train_loss: (T,) the loss of every step (``History.train_loss``; a run that
-            diverged ends with its non-finite or exploded loss).
-        lr: the base learning rate. schedule: the factor the run used (e.g. ``doubling(200)``).
+        history: the ``History`` of ``fit(..., lr=lr0, lr_schedule=schedule)``.
+        schedule: the factor the run used (e.g. ``doubling(200)``).
         threshold: the loss that counts as failed. window: steps averaged.
 
     Returns:
-        (step, lr · schedule(step)); (T, nan) if the run never failed within its T steps.
+        (step, lr0 · schedule(step)); (T, nan) if the run never failed within its T steps.
 
     Raises:
         ValueError: an empty loss curve or ``window`` < 1.
     """
-    loss = np.asarray(train_loss, dtype=np.float64).ravel()
+    loss = np.asarray(history.train_loss, dtype=np.float64).ravel()
     if loss.size == 0:
-        raise ValueError("train_loss is empty: nothing to read a failure from")
+        raise ValueError("the history has no training loss: nothing to read a failure from")
     if window < 1:
         raise ValueError(f"window must be >= 1, got {window}")
-    candidates = []
-    bad = np.nonzero(~np.isfinite(loss))[0]
-    if bad.size:
-        candidates.append(int(bad[0]))
+    candidates = [] if history.diverged_at is None else [int(history.diverged_at)]
     finite = np.where(np.isfinite(loss), loss, np.inf)
     if loss.size >= window:
         means = np.convolve(finite, np.ones(window) / window, mode="valid")   # mean of steps t−window+1..t
@@ -66,4 +65,4 @@ def failure_point(train_loss: np.ndarray, lr: float, schedule: Callable[[int], f
     if not candidates:
         return loss.size, float("nan")
     step = min(candidates)
-    return step, float(lr * schedule(step))
+    return step, float(history.config["lr"] * schedule(step))

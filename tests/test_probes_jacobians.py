@@ -145,6 +145,23 @@ def test_spectra_leave_the_model_bit_identical_and_check_arguments():
         probes.jacobian_spectra(net, x, statistics="running")
     with pytest.raises(ValueError, match="only="):
         probes.jacobian_spectra(net, x, only=[0])
+    with pytest.raises(ValueError, match="examples="):
+        probes.jacobian_spectra(net, x, statistics="batch", examples=2)
+    with pytest.raises(ValueError, match="from 1 to the batch size 7"):
+        probes.layer_jacobians(net, x, examples=8)
+
+
+def test_examples_take_the_first_inputs_with_the_whole_batch_statistics():
+    torch.manual_seed(7)
+    net = models.mlp(widths=(5, 4), norm="bn", in_features=6, num_classes=3)
+    x = torch.randn(9, 6)
+    some = probes.layer_jacobians(net, x, examples=3)
+    every = probes.layer_jacobians(net, x)
+    for (_, a), (_, b) in zip(some, every):
+        assert a.shape[0] == 3
+        torch.testing.assert_close(a, b[:3])
+    spec = probes.jacobian_spectra(net, x, examples=3)
+    assert spec.end_to_end.shape == (3, 3) and spec.singular_values[0].shape == (3, 5)
 
 
 def test_growth_per_layer_recovers_a_geometric_rate():

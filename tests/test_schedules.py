@@ -18,18 +18,24 @@ def test_doubling_factor():
         schedules.doubling(0)
 
 
-def test_failure_point_first_window_above_threshold_or_nonfinite():
+def _history(loss, lr, diverged_at=None):
+    return train.History(steps=np.array([0]), test_acc=np.array([0.1]), test_loss=np.array([2.3]),
+                         train_acc=np.array([]), train_loss=np.asarray(loss, dtype=float),
+                         diverged=diverged_at is not None, diverged_at=diverged_at, config={"lr": lr})
+
+
+def test_failure_point_first_window_above_threshold_or_flagged_divergence():
     f = schedules.doubling(10)
-    loss = np.concatenate([np.full(25, 1.0), np.full(10, 5.0), [np.nan]])
+    loss = np.concatenate([np.full(25, 1.0), np.full(10, 5.0)])
     # window 5: the mean of steps 21..25 is (4·1 + 5)/5 = 1.8, of 22..26 (3 + 10)/5 = 2.6 > ln 10
-    assert schedules.failure_point(loss, 0.1, f, window=5) == (26, pytest.approx(0.1 * 4))
-    # a non-finite loss before the window mean rises
-    loss2 = np.concatenate([np.full(12, 1.0), [np.inf], np.full(5, 1.0)])
-    assert schedules.failure_point(loss2, 1.0, f, window=5) == (12, 2.0)
-    step, lr = schedules.failure_point(np.full(30, 1.0), 1.0, f, window=5)
+    assert schedules.failure_point(_history(loss, 0.1), f, window=5) == (26, pytest.approx(0.1 * 4))
+    # fit flagged a divergence (non-finite or exploded loss) before the window mean rose
+    loss2 = np.concatenate([np.full(12, 1.0), [np.inf]])
+    assert schedules.failure_point(_history(loss2, 1.0, diverged_at=12), f, window=5) == (12, 2.0)
+    step, lr = schedules.failure_point(_history(np.full(30, 1.0), 1.0), f, window=5)
     assert step == 30 and math.isnan(lr)
-    with pytest.raises(ValueError, match="empty"):
-        schedules.failure_point(np.array([]), 1.0, f)
+    with pytest.raises(ValueError, match="no training loss"):
+        schedules.failure_point(_history([], 1.0), f)
 
 
 def _tiny_data(n: int = 120) -> Dataset:

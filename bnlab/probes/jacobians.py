@@ -138,6 +138,14 @@ def _per_example(block: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
     return torch.func.vmap(torch.func.jacrev(f))
 
 
+def _check_examples(examples: int | None, x: torch.Tensor) -> int:
+    if examples is None:
+        return x.shape[0]
+    if isinstance(examples, bool) or not isinstance(examples, int) or not 1 <= examples <= x.shape[0]:
+        raise ValueError(f"examples must be an int from 1 to the batch size {x.shape[0]}, got {examples!r}")
+    return examples
+
+
 def _wanted(only: Sequence[int] | None, n: int) -> set[int]:
     if only is None:
         return set(range(n))
@@ -157,7 +165,8 @@ def _representations(net: nn.Module, parts: Sequence[tuple[str, nn.Module]], x: 
     return hs
 
 
-def layer_jacobians(model: nn.Module, x: torch.Tensor) -> list[tuple[str, torch.Tensor]]:
+def layer_jacobians(model: nn.Module, x: torch.Tensor,
+                    examples: int | None = None) -> list[tuple[str, torch.Tensor]]:
     """Per-example layer Jacobians J_k = ∂h_k/∂h_{k−1} with BN's batch statistics held fixed.
 
     Args:
@@ -165,9 +174,13 @@ def layer_jacobians(model: nn.Module, x: torch.Tensor) -> list[tuple[str, torch.
             statistics of ``x`` (``frozen_statistics``), so for a BN net this is the
             training-mode function at x, example by example.
         x: (B, ...) a batch of inputs.
+        examples: differentiate at the first ``examples`` inputs only (default all B); the BN
+            statistics still come from the whole batch x.
 
-    Returns: [(block name, J)] with J of shape (B, d_k, d_{k−1}), float64, from input to output.
+    Returns: [(block name, J)] with J of shape (B, d_k, d_{k−1}) (B = ``examples`` if given),
+        float64, from input to output.
     """
+    n = _check_examples(examples, x)
     net = frozen_statistics(model, x) if any(_is_batchnorm(m) for m in model.modules()) \
         else copy.deepcopy(model).eval()
     net = net.double()
@@ -179,16 +192,17 @@ def layer_jacobians(model: nn.Module, x: torch.Tensor) -> list[tuple[str, torch.
     for (name, block), h in zip(parts, hs[:-1]):
         if isinstance(block[0], nn.Flatten):
             block = nn.Sequential(*list(block)[1:])
-        out.append((name, _per_example(block)(h.detach())))
+        out.append((name, _per_example(block)(h.detach()[:n])))
     return out
 
 
-def input_output_jacobian(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+def input_output_jacobian(model: nn.Module, x: torch.Tensor, examples: int | None = None) -> torch.Tensor:
     """The per-example input-to-output Jacobian ∂logits/∂x = J_{L+1} ⋯ J_1 (BN statistics frozen).
 
-    Shapes: x (B, ...); returns (B, num_outputs, num_inputs) float64.
+    Shapes: x (B, ...); returns (B, num_outputs, num_inputs) float64 (B = ``examples`` if given,
+    see ``layer_jacobians``).
     """
-    jacs = layer_jacobians(model, x)
+    jacs = layer_jacobians(model, x, examples)
     total = jacs[0][1]
     for _, j in jacs[1:]:
         total = j @ total
@@ -265,7 +279,7 @@ class JacobianSpectra:
 
 
 def jacobian_spectra(model: nn.Module, x: torch.Tensor, statistics: str = "frozen",
-                     only: Sequence[int] | None = None) -> JacobianSpectra:
+                     only: Sequence[int] | None = None, examples: int | None = None) -> JacobianSpectra:
     """Singular values of every layer Jacobian (and, frozen, of ∂logits/∂x) at the batch x.
 
     Args:
@@ -274,6 +288,8 @@ def jacobian_spectra(model: nn.Module, x: torch.Tensor, statistics: str = "froze
         statistics: "frozen" (per-example Jacobians, BN statistics of x held fixed) or
             "batch" (the full batch Jacobian through the statistics, training mode).
         only: for "batch", the blocks to differentiate (``batch_jacobians``); default all.
+        examples: for "frozen", the number of examples (the first ones of x) whose Jacobians
+            are taken; the BN statistics still come from all of x. Default all.
 
     Returns: a ``JacobianSpectra``. Source: Ioffe & Szegedy 2015, §3.3 (the conjecture);
         Yang et al. 2019 (the batch Jacobian and gradient explosion).
@@ -282,9 +298,12 @@ def jacobian_spectra(model: nn.Module, x: torch.Tensor, statistics: str = "froze
     if only is not None and statistics == "frozen":
         raise ValueError("only= selects blocks for statistics='batch'; the frozen spectra are cheap and "
                          "always cover every block (drop only=, or pass statistics='batch')")
+    if examples is not None and statistics == "batch":
+        raise ValueError("examples= applies to statistics='frozen'; the batch Jacobian covers the whole batch x "
+                         "(pass a smaller x instead)")
     with preserved_state(model):
         if statistics == "frozen":
-            jacs = layer_jacobians(model, x)
+            jacs = layer_jacobians(model, x, examples)
             total = jacs[0][1]
             for _, j in jacs[1:]:
                 total = j @ total
