@@ -269,7 +269,8 @@ def fit(model: nn.Module | Callable[[], nn.Module], data: Dataset | Sequence[tor
         probes: Mapping[str, Callable[[ProbeContext], Any]] | None = None, probe_every: int | None = None,
         device: str | torch.device = "cpu", progress: bool | None = None,
         loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
-        diverge_above: float = 1e4, eval_chunk: int = 10_000) -> History:
+        diverge_above: float = 1e4, eval_chunk: int = 10_000,
+        lr_schedule: Callable[[int], float] | None = None) -> History:
     """Train ``model`` with minibatch SGD and return its ``History``.
 
     Args:
@@ -294,6 +295,9 @@ def fit(model: nn.Module | Callable[[], nn.Module], data: Dataset | Sequence[tor
         diverge_above: a loss above this also counts as divergence (a cross-entropy of
             1e4 means logits off by thousands: the weights have blown up even if the
             sigmoids keep the numbers finite). ``float("inf")`` for NaN/inf only.
+        lr_schedule: step t ↦ factor: update t uses ``lr * lr_schedule(t)``
+            (``torch.optim.lr_scheduler.LambdaLR``), e.g. ``bnlab.schedules.doubling(200)``
+            for a rising-learning-rate stress test; default a constant ``lr``.
 
     A NaN, infinite or exploded loss stops training (checked every
     ``min(eval_every, 100)`` steps) and sets ``History.diverged``: sweeps keep going. Same seed, same model, same data → identical history on CPU.
@@ -320,6 +324,7 @@ def fit(model: nn.Module | Callable[[], nn.Module], data: Dataset | Sequence[tor
         train_sub = (data.x_train[sub], data.y_train[sub])
 
     optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_schedule) if lr_schedule is not None else None
     losses = torch.full((steps,), float("nan"), device=dev)  # on the device: no sync per step
     eval_steps: list[int] = []
     test_acc: list[float] = []
@@ -364,6 +369,8 @@ def fit(model: nn.Module | Callable[[], nn.Module], data: Dataset | Sequence[tor
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
         losses[step] = loss.detach()
         done = step + 1
         if done % check_every == 0 or done == steps:
