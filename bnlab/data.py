@@ -140,6 +140,8 @@ def repo_data_dir() -> Path:
 
 
 def _spec(name: str) -> _Spec:
+    if not isinstance(name, str):
+        raise TypeError(f"name must be a dataset name (a str), one of {sorted(DATASETS)}; got {type(name).__name__}.")
     key = name.lower().replace("_", "-")
     if key == "fashionmnist":
         key = "fashion-mnist"
@@ -156,6 +158,9 @@ def _canonical(name: str) -> str:
 def _roots(root: str | os.PathLike | None) -> list[Path]:
     """Data roots in search order: explicit root or $BNLAB_DATA, then the repo's data/."""
     roots = []
+    if root is not None and not isinstance(root, (str, os.PathLike)):
+        raise TypeError(f"root must be a folder path (str or pathlib.Path), got {type(root).__name__}; "
+                        "e.g. load(root='~/bnlab-data'), or None to search the usual places.")
     first = root if root is not None else os.environ.get("BNLAB_DATA") or None
     if first is not None:
         roots.append(Path(first).expanduser())

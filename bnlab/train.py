@@ -135,7 +135,9 @@ def batch_indices(n: int, batch_size: int, steps: int, generator: torch.Generato
 
     Each epoch is a fresh permutation; its last incomplete batch is dropped.
     """
-    per_epoch = n // batch_size
+    A.integer("batch_size", batch_size, minimum=1)
+    A.integer("steps", steps, minimum=0)
+    per_epoch = A.integer("n", n, minimum=0) // batch_size
     if per_epoch == 0:
         raise ValueError(f"batch_size={batch_size} is larger than the {n} training examples.")
     given = 0
@@ -405,11 +407,17 @@ def fit(model: nn.Module | Callable[[], nn.Module], data: Dataset | Sequence[tor
     )
 
 
+def _seed_list(seeds: Any) -> list[int]:
+    if not isinstance(seeds, Iterable):
+        raise TypeError(f"seeds must be an iterable of ints, e.g. seeds=range(3) or (0, 1, 2); got {seeds!r}.")
+    return [A.integer("seed", s, minimum=0) for s in seeds]
+
+
 def fit_seeds(make_model: Callable[[], nn.Module], data: Dataset, seeds: Iterable[int],
               workers: int | None = None, **kwargs: Any) -> list[History]:
     """``fit`` the model built by ``make_model`` once per seed (init and batch order both seeded),
     the seeds in parallel worker processes (see ``fit_many``); results in the order of ``seeds``."""
-    seeds = list(seeds)
+    seeds = _seed_list(seeds)
     return fit_many([dict(model=make_model, data=data, seed=s, **kwargs) for s in seeds], workers=workers)
 
 
@@ -460,6 +468,9 @@ def fit_many(runs: Sequence[Mapping[str, Any]], workers: int | None = None,
     """
     from bnlab.parallel import run_tasks
 
+    if isinstance(runs, (Mapping, str)) or not isinstance(runs, Iterable):
+        raise TypeError(f"runs must be a list of dicts of fit() keyword arguments (e.g. from train.grid), "
+                        f"got {type(runs).__name__}.")
     runs = list(runs)
     for i, run in enumerate(runs):
         if not isinstance(run, Mapping):
@@ -522,7 +533,7 @@ def grid(make_model: Callable[..., nn.Module], data: Dataset | Sequence[torch.Te
         if not (name in params or takes_any or name in _FIT_PARAMS):
             raise ValueError(f"{name!r} is neither a parameter of make_model ({list(params)}) nor of fit() "
                              f"({sorted(_FIT_PARAMS)})")
-    seeds = list(seeds)
+    seeds = _seed_list(seeds)
     if not seeds:
         raise ValueError("seeds is empty: give at least one seed, e.g. seeds=[0]")
     swept = {k: list(v) for k, v in axes.items() if _is_axis(v)}
@@ -586,10 +597,11 @@ def fit_full_batch(model: nn.Module | Callable[[], nn.Module], x: torch.Tensor, 
         is no test set; ``test_acc`` is NaN), ``diverged``/``diverged_at`` when the loss
         became NaN/inf (training stops there), and ``config["final_loss"]``.
     """
-    if steps < 0:
-        raise ValueError(f"steps must be >= 0, got {steps}")
-    if not lr > 0:
-        raise ValueError(f"lr must be positive, got {lr}")
+    A.integer("steps", steps, minimum=0)
+    A.real("lr", lr, minimum=0, strict=True, hint="The learning rate is a positive number such as 0.1.")
+    x, y = A.as_tensor("x", x), A.as_tensor("y", y)
+    if not x.is_floating_point():
+        raise TypeError(f"x must hold floats, got {x.dtype}; convert it with x.float().")
     if len(x) != len(y):
         raise ValueError(f"x and y differ in length: {len(x)} vs {len(y)}")
     if loss_fn is None:
