@@ -24,7 +24,7 @@ from bnlab.probes.landscape import DEFAULT_STEP_MULTIPLIERS, Landscape, landscap
 from bnlab.probes.bn_terms import BNGradientTerms, bn_gradient_terms, bn_gradient_probe
 from bnlab.probes.curvature import TopEigenvalue, hessian_vector_product, top_hessian_eigenvalue, Sharpness
 from bnlab.probes.inference import STATISTICS, evaluate, with_population_statistics, final
-from bnlab.probes.noise import batch_statistics, batch_mean_std, batch_variance_std, dropout_variance_ratio
+from bnlab.probes.noise import batch_statistics, batch_mean_std, batch_variance_std, dropout_variance_ratio, dropout_variance_shift
 
 __all__ = [
     "STATISTICS",
@@ -35,6 +35,7 @@ __all__ = [
     "batch_mean_std",
     "batch_variance_std",
     "dropout_variance_ratio",
+    "dropout_variance_shift",
     "DEFAULT_PERCENTILES",
     "ACTIVATION_TYPES",
     "MODES",

@@ -69,3 +69,51 @@ def dropout_variance_ratio(mean: float | np.ndarray, var: float | np.ndarray, ke
     c2 = np.asarray(mean, dtype=float) ** 2
     v = np.asarray(var, dtype=float)
     return ((c2 + v) / keep - c2) / v
+
+
+__all__ += ["dropout_variance_shift"]
+
+
+@torch.no_grad()
+def dropout_variance_shift(model: torch.nn.Module, x: torch.Tensor, dropout: str, after: str,
+                           seed: int = 0) -> dict[str, np.ndarray]:
+    """The variance shift of one dropout layer, measured on ``x`` (Li et al. 2019, §3).
+
+    The model runs in eval mode twice on ``x``: once as at test time, once with only the
+    dropout module ``dropout`` in training mode (fresh masks from a generator seeded with
+    ``seed``; the global RNG is restored). Recorded: the units entering the dropout layer,
+    what leaves it, and the input of module ``after`` (e.g. the next BN layer, whose running
+    statistics were collected with dropout on). The model is left bit-identical.
+
+    Returns: a dict of (C,) or (D,) float64 arrays over the N examples:
+        ``mean``, ``var``: mean c and variance v of each unit entering dropout;
+        ``var_train``: variance of each unit leaving dropout in training mode;
+        ``next_var_test``, ``next_var_train``: variance of each unit entering ``after``,
+        dropout off and on;
+        and ``keep``: the keep probability p = 1 − q (a float).
+    """
+    from bnlab.probes.core import _modules_by_name, preserved_state
+
+    mods = _modules_by_name(model, [dropout, after])
+    drop, nxt = mods[dropout], mods[after]
+    if not isinstance(drop, torch.nn.Dropout):
+        raise ValueError(f"module {dropout!r} is {type(drop).__name__}, not nn.Dropout")
+    seen: dict[str, torch.Tensor] = {}
+    hooks = [drop.register_forward_hook(lambda m, a, out: seen.update(unit=a[0].double(), dropped=out.double())),
+             nxt.register_forward_pre_hook(lambda m, a: seen.update(next=a[0].double()))]
+    try:
+        with preserved_state(model):
+            model.eval()
+            model(x)
+            test = dict(seen)
+            drop.train()
+            torch.manual_seed(seed)
+            model(x)
+            train = dict(seen)
+    finally:
+        for h in hooks:
+            h.remove()
+    var, mean = torch.var_mean(test["unit"], dim=0, correction=0)
+    return dict(mean=mean.numpy(), var=var.numpy(), var_train=train["dropped"].var(0, unbiased=False).numpy(),
+                next_var_test=test["next"].var(0, unbiased=False).numpy(),
+                next_var_train=train["next"].var(0, unbiased=False).numpy(), keep=1.0 - drop.p)
