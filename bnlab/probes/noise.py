@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from bnlab import arguments as A
+
 __all__ = ["batch_statistics", "batch_mean_std", "batch_variance_std", "dropout_variance_ratio"]
 
 
@@ -29,6 +31,11 @@ def batch_statistics(values: torch.Tensor, m: int, num_batches: int = 2000, seed
     """
     if m < 2:
         raise ValueError(f"m must be >= 2 (one value has no batch variance), got {m}")
+    A.integer("m", m, minimum=2)
+    A.integer("num_batches", num_batches, minimum=1)
+    if not isinstance(values, torch.Tensor):
+        raise TypeError(f"values must be a torch tensor (N,) or (N, C), got {type(values).__name__}; "
+                        "convert a NumPy array with torch.from_numpy(values).")
     v = values.double()
     gen = torch.Generator().manual_seed(seed)
     idx = torch.randint(len(v), (num_batches, m), generator=gen)
@@ -39,6 +46,8 @@ def batch_statistics(values: torch.Tensor, m: int, num_batches: int = 2000, seed
 
 def batch_mean_std(std: float | np.ndarray, m: int | np.ndarray) -> np.ndarray:
     """Standard deviation of the mean of m i.i.d. values of standard deviation σ: σ/√m."""
+    if np.any(np.asarray(m) < 1):
+        raise ValueError(f"m is a batch size and must be >= 1, got {m}.")
     return np.asarray(std, dtype=float) / np.sqrt(np.asarray(m, dtype=float))
 
 
@@ -51,6 +60,8 @@ def batch_variance_std(var: float | np.ndarray, kurtosis: float | np.ndarray, m:
     is σ² √((κ−1)/m): heavier tails (larger κ) make the variance noisier.
     """
     m = np.asarray(m, dtype=float)
+    if np.any(m < 2):
+        raise ValueError(f"m is a batch size and must be >= 2 for a batch variance, got {m}.")
     var = np.asarray(var, dtype=float)
     kurtosis = np.asarray(kurtosis, dtype=float)
     return (m - 1) / m * var * np.sqrt(kurtosis / m - (m - 3) / (m * (m - 1)))
