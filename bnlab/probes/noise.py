@@ -39,9 +39,15 @@ def batch_statistics(values: torch.Tensor, m: int, num_batches: int = 2000, seed
     v = values.double()
     gen = torch.Generator().manual_seed(seed)
     idx = torch.randint(len(v), (num_batches, m), generator=gen)
-    batches = v[idx]                                 # (B, m) or (B, m, C)
-    var, mean = torch.var_mean(batches, dim=1, correction=0)
-    return mean.numpy(), var.numpy()
+    per_batch = m * (v[0].numel())
+    chunk = max(1, 2 ** 22 // per_batch)             # gather at most ~4M values (32 MB) at a time
+    means, variances = [], []
+    for i in range(0, num_batches, chunk):
+        batches = v[idx[i:i + chunk]]                # (b, m) or (b, m, C)
+        var, mean = torch.var_mean(batches, dim=1, correction=0)
+        means.append(mean)
+        variances.append(var)
+    return torch.cat(means).numpy(), torch.cat(variances).numpy()
 
 
 def batch_mean_std(std: float | np.ndarray, m: int | np.ndarray) -> np.ndarray:
