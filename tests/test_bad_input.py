@@ -252,6 +252,8 @@ def test_other_layers(call, error, words):
     "dln_data n=1": (lambda: models.dln_data(n=1), ValueError, ["n >= 2", "n=1"]),
     "dln_loss shapes": (lambda: models.dln_loss(torch.zeros(3, 2), torch.zeros(3, 3)), ValueError, ["same shape"]),
     "lsuv numpy": (lambda: models.lsuv(models.mlp(), np.zeros((10, 784))), TypeError, ["x", "tensor"]),
+    "lsuv wrong width": (lambda: models.lsuv(models.mlp(), torch.rand(10, 5)), ValueError, ["x of shape (10, 5)",
+                                                                                          "in_features"]),
     "lsuv tol": (lambda: models.lsuv(models.mlp(), torch.rand(100, 784), tol=0), ValueError, ["tol", "positive"]),
     "lsuv on a BN net": (lambda: models.lsuv(models.mlp(norm="bn"), torch.rand(100, 784)), ValueError,
                          ["without normalization"]),
@@ -340,7 +342,7 @@ def test_functional(call, words):
 CHECKERS = [check.batchnorm_forward, check.batchnorm_backward, check.batchnorm_backward_alt,
             check.batchnorm_inference, check.layernorm_forward, check.layernorm_backward,
             check.update_running_stats, check.spatial_batchnorm_forward, check.spatial_batchnorm_backward,
-            check.groupnorm_forward, check.groupnorm_backward]
+            check.groupnorm_forward, check.groupnorm_backward, check.batchnorm_backward_nodes]
 
 
 @pytest.mark.parametrize("checker", CHECKERS, ids=lambda c: c.__name__)
@@ -357,6 +359,10 @@ def test_checkers_refuse_a_bad_tolerance(checker):
 @pytest.mark.parametrize("checker", [c for c in CHECKERS if "backward" in c.__name__], ids=lambda c: c.__name__)
 def test_backward_checkers_refuse_a_bad_forward(checker):
     expect(lambda: checker(lambda d, c: None, forward="mine"), TypeError, "forward", "your function itself")
+
+
+def test_groupnorm_groups_needs_a_feature_count():
+    expect(lambda: check.groupnorm_groups(0), ValueError, "d", "positive int")
 
 
 def test_a_crashing_student_function_is_reported_not_raised():
