@@ -315,6 +315,8 @@ G, B = np.ones(3), np.zeros(3)
                               ["layernorm_forward"]),
     "inference running_var negative": (lambda: F.batchnorm_inference(X, G, B, np.zeros(3), -np.ones(3)),
                                        ["running_var", ">= 0"]),
+    "inference eps=0 zero variance": (lambda: F.batchnorm_inference(X, G, B, np.zeros(3), np.array([1.0, 0.0, 1.0]),
+                                                                    eps=0.0), ["eps=0", "feature 1", "eps > 0"]),
     "inference running_mean shape": (lambda: F.batchnorm_inference(X, G, B, np.zeros(2), np.ones(3)),
                                      ["running_mean", "(3,)"]),
     "layernorm eps=0 constant": (lambda: F.layernorm_forward(np.ones((2, 3)), G, B, eps=0.0), ["eps > 0"]),
