@@ -116,6 +116,13 @@ def batchnorm_train(x: torch.Tensor, weight: torch.Tensor | None, bias: torch.Te
         compute dtype (float32 for float16/bfloat16 input), not differentiable.
     """
     ct = _compute_dtype(x.dtype)
+    if _under_torch_func(x, weight, bias):
+        # torch.func transforms (grad, vmap, jacrev, jvp, hessian) trace plain tensor ops, not this
+        # one-node Function: the same formula, differentiated by autograd node by node.
+        xc = x.to(ct)
+        var, mean = torch.var_mean(xc.detach(), dim=_reduce_dims(x), correction=0)
+        out = _batchnorm_naive(xc, None if weight is None else weight.to(ct), None if bias is None else bias.to(ct), eps)
+        return out.to(x.dtype), mean, var
     if x.dtype == ct and (weight is None or weight.dtype == ct):
         return _BatchNormFunction.apply(x, weight, bias, eps)
     # Mixed or low precision: statistics and arithmetic in float32, the output in x's dtype.
@@ -123,6 +130,12 @@ def batchnorm_train(x: torch.Tensor, weight: torch.Tensor | None, bias: torch.Te
     out, mean, var = _BatchNormFunction.apply(x.to(ct), None if weight is None else weight.to(ct),
                                               None if bias is None else bias.to(ct), eps)
     return out.to(x.dtype), mean, var
+
+
+def _under_torch_func(*tensors: torch.Tensor | None) -> bool:
+    """Whether any tensor is wrapped by a torch.func transform (grad, vmap, jvp, ...)."""
+    wrapped = getattr(torch._C._functorch, "is_functorch_wrapped_tensor", None)
+    return wrapped is not None and any(t is not None and wrapped(t) for t in tensors)
 
 
 def _batchnorm_naive(x: torch.Tensor, weight: torch.Tensor | None, bias: torch.Tensor | None,
@@ -315,6 +328,14 @@ class BatchNorm(nn.Module):
             m = x.numel() // x.shape[1]
             if m == 0:
                 return self._empty_batch(x)
+            if _under_torch_func(x, self.weight, self.bias):
+                raise RuntimeError(
+                    f"{type(self).__name__}({self.num_features}) in training mode updates its running statistics "
+                    "in place, which torch.func transforms (grad, vmap, jacrev, ...) cannot do (nn.BatchNorm1d "
+                    "refuses too). Call model.eval() to use the running statistics, or differentiate the "
+                    "batch-statistics formula itself: bnlab.layers.batchnorm_train(x, layer.weight, layer.bias, "
+                    "layer.eps)[0]."
+                )
             out, mean, var = batchnorm_train(x, self.weight, self.bias, self.eps)
             self._update_running(mean, var, m)
             return out
