@@ -248,6 +248,9 @@ class BatchNorm(nn.Module):
     its own dtype or float32 (mixed precision, as under ``torch.autocast``): statistics
     are computed in float32 and the output keeps the input's dtype.
 
+    ``torch.func`` transforms (grad, vmap, jacrev, jvp) work in eval mode, as for torch's
+    layer; in training mode both refuse (the running statistics are updated in place).
+
     Raises:
         ValueError: bad settings (num_features < 1, eps < 0, momentum outside [0, 1]);
             input of the wrong shape; one value per channel, or eps = 0, in training.
