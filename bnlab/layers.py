@@ -115,6 +115,9 @@ def batchnorm_train(x: torch.Tensor, weight: torch.Tensor | None, bias: torch.Te
         out (shape and dtype of x); batch mean and biased batch variance, (C,) each, in the
         compute dtype (float32 for float16/bfloat16 input), not differentiable.
     """
+    _check_float(x, "batchnorm_train")
+    if (weight is None) != (bias is None):
+        raise ValueError("batchnorm_train: pass both weight (γ) and bias (β), or neither (no affine transform).")
     ct = _compute_dtype(x.dtype)
     if _under_torch_func(x, weight, bias):
         # torch.func transforms (grad, vmap, jacrev, jvp, hessian) trace plain tensor ops, not this
@@ -746,6 +749,8 @@ def batchnorm_layers(model: nn.Module) -> dict[str, nn.Module]:
     """The batch-norm layers of ``model`` (bnlab's ``BatchNorm`` and its subclasses, torch's
     ``nn.BatchNorm1d/2d/3d``) that keep running statistics, by qualified name."""
     from torch.nn.modules.batchnorm import _BatchNorm
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch nn.Module, got {type(model).__name__}.")
     return {name: m for name, m in model.named_modules()
             if isinstance(m, (BatchNorm, _BatchNorm)) and getattr(m, "running_mean", None) is not None}
 
@@ -783,6 +788,7 @@ def recompute_population_statistics(model: nn.Module, x: torch.Tensor, batch_siz
         ValueError: no BN layer in ``model``, ``batch_size`` < 2, or too few images for one batch.
     """
     bns = batchnorm_layers(model)
+    _check_float(x, "recompute_population_statistics: x")
     if not bns:
         raise ValueError("recompute_population_statistics: the model has no batch-norm layer with running "
                          "statistics (bnlab.layers.BatchNorm or nn.BatchNorm*d with track_running_stats=True).")
@@ -815,7 +821,11 @@ def recompute_population_statistics(model: nn.Module, x: torch.Tensor, batch_siz
             for bn in bns.values():
                 bn.train()
             for i in range(batches):
-                model(x[i * batch_size:(i + 1) * batch_size])
+                try:
+                    model(x[i * batch_size:(i + 1) * batch_size])
+                except RuntimeError as err:
+                    raise ValueError(f"recompute_population_statistics: the model cannot take x of shape "
+                                     f"{tuple(x.shape)}: {err}. Pass training inputs the model was built for.") from err
     finally:
         for h in handles:
             h.remove()

@@ -221,6 +221,17 @@ def test_every_batchnorm_layer_refuses_bad_settings_and_input(name):
     "ghost virtual batch": (lambda: layers.GhostBatchNorm(4, virtual_batch_size=1), ValueError, ["virtual_batch_size", ">= 2"]),
     "ghost batch multiple": (lambda: layers.GhostBatchNorm(4, virtual_batch_size=4)(torch.randn(7, 4)), ValueError,
                              ["batch of 7", "multiple of 4"]),
+    "batchnorm_train numpy": (lambda: layers.batchnorm_train(np.zeros((4, 3)), None, None, 1e-5), TypeError,
+                              ["batchnorm_train", "torch.from_numpy"]),
+    "batchnorm_train weight only": (lambda: layers.batchnorm_train(torch.randn(4, 3), torch.ones(3), None, 1e-5),
+                                    ValueError, ["weight", "bias", "or neither"]),
+    "batchnorm_layers not a model": (lambda: layers.batchnorm_layers(3), TypeError, ["model", "nn.Module"]),
+    "recompute numpy": (lambda: layers.recompute_population_statistics(
+        models.mlp(widths=(4,), in_features=4, norm="bn"), np.zeros((100, 4), dtype=np.float32)), TypeError,
+        ["x", "torch.from_numpy"]),
+    "recompute wrong width": (lambda: layers.recompute_population_statistics(
+        models.mlp(widths=(4,), in_features=4, norm="bn"), torch.zeros(100, 5)), ValueError,
+        ["x of shape (100, 5)", "built for"]),
     "algorithm1_noise numpy": (lambda: layers.algorithm1_noise(np.zeros((4, 2))), TypeError, ["torch.from_numpy"]),
     "make_norm unknown": (lambda: layers.make_norm("batchnorm", 4), ValueError, ["'batchnorm'", "'bn'"]),
     "make_norm misspelt kw": (lambda: layers.make_norm("bn", 4, momentom=0.1), TypeError, ["'momentom'", "norm_kwargs"]),
