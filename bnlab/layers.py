@@ -66,10 +66,15 @@ def _check_input(x: torch.Tensor, num_features: int, layer: str, param_dtype: to
             f"{layer}({num_features}) got {x.shape[1]} channels in input of shape {tuple(x.shape)}: "
             f"the channel axis is dim 1 and must have {num_features} entries."
         )
+    _check_dtype(x, param_dtype, f"{layer}({num_features})")
+
+
+def _check_dtype(x: torch.Tensor, param_dtype: torch.dtype | None, layer: str) -> None:
+    """x's dtype must be the parameters', or float16/bfloat16 with float32 parameters (mixed precision)."""
     if param_dtype is not None and x.dtype != param_dtype and not (
             x.dtype in _LOW_PRECISION and param_dtype == torch.float32):
         raise TypeError(
-            f"{layer}({num_features}) has {param_dtype} parameters but got {x.dtype} input. Convert the "
+            f"{layer} has {param_dtype} parameters but got {x.dtype} input. Convert the "
             f"model to the input's dtype with {_MODEL_CAST.get(x.dtype, f'model.to({x.dtype})')}, or the "
             f"input to the model's with x.to({param_dtype}). (float16/bfloat16 input into a float32 layer is "
             "fine: that is mixed precision.)"
@@ -677,18 +682,21 @@ class LayerNorm(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         _check_float(x, f"LayerNorm{self.normalized_shape}")
+        _check_dtype(x, None if self.weight is None else self.weight.dtype, f"LayerNorm{self.normalized_shape}")
         k = len(self.normalized_shape)
         if tuple(x.shape[-k:]) != self.normalized_shape:
             raise ValueError(f"LayerNorm{self.normalized_shape} got input of shape {tuple(x.shape)}: "
                              f"its last {k} dimension(s) must be {self.normalized_shape}.")
         dims = tuple(range(-k, 0))
-        var, mean = torch.var_mean(x, dim=dims, keepdim=True, correction=0)
-        out = (x - mean) * torch.rsqrt(var + self.eps)
+        ct = _compute_dtype(x.dtype)  # float16/bfloat16: statistics in float32, output in x's dtype
+        xc = x.to(ct)
+        var, mean = torch.var_mean(xc, dim=dims, keepdim=True, correction=0)
+        out = (xc - mean) * torch.rsqrt(var + self.eps)
         if self.weight is not None:
-            out = out * self.weight
+            out = out * self.weight.to(ct)
         if self.bias is not None:
-            out = out + self.bias
-        return out
+            out = out + self.bias.to(ct)
+        return out.to(x.dtype)
 
     def extra_repr(self) -> str:
         return f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}"
@@ -728,13 +736,15 @@ class GroupNorm(nn.Module):
         if x.ndim < 2 or x.shape[1] != self.num_channels:
             raise ValueError(f"GroupNorm({self.num_groups}, {self.num_channels}) expects input (N, "
                              f"{self.num_channels}, ...), got {tuple(x.shape)}: channels are dim 1.")
-        grouped = x.reshape(x.shape[0], self.num_groups, -1)
+        _check_dtype(x, self.weight.dtype if self.affine else None, f"GroupNorm({self.num_groups}, {self.num_channels})")
+        ct = _compute_dtype(x.dtype)  # float16/bfloat16: statistics in float32, output in x's dtype
+        grouped = x.to(ct).reshape(x.shape[0], self.num_groups, -1)
         var, mean = torch.var_mean(grouped, dim=2, keepdim=True, correction=0)
         out = ((grouped - mean) * torch.rsqrt(var + self.eps)).reshape(x.shape)
         if self.affine:
             shape = _channel_shape(x)
-            out = out * self.weight.view(shape) + self.bias.view(shape)
-        return out
+            out = out * self.weight.to(ct).view(shape) + self.bias.to(ct).view(shape)
+        return out.to(x.dtype)
 
     def extra_repr(self) -> str:
         return f"{self.num_groups}, {self.num_channels}, eps={self.eps}, affine={self.affine}"

@@ -16,7 +16,7 @@ import pytest
 import torch
 from torch import nn
 
-from bnlab import models
+from bnlab import layers, models
 from bnlab.layers import BatchNorm, batchnorm_train
 
 
@@ -422,3 +422,35 @@ def test_batchnorm_train_itself_works_under_torch_func():
     h = hessian(loss)(w, x)
     h_want = torch.stack([torch.autograd.grad(want[0][i], w2, retain_graph=True)[0] for i in range(3)])
     torch.testing.assert_close(h, h_want)
+
+
+# --------------------------------------------------------------------------- the same dtype rules for LayerNorm, GroupNorm
+
+NORM_PAIRS = {
+    "LayerNorm": (lambda: layers.LayerNorm(6), lambda: nn.LayerNorm(6)),
+    "GroupNorm": (lambda: layers.GroupNorm(2, 6), lambda: nn.GroupNorm(2, 6)),
+}
+
+
+@pytest.mark.parametrize("kind", list(NORM_PAIRS))
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=str)
+def test_layer_and_group_norm_take_mixed_precision_like_torch(kind, dtype):
+    """float16/bfloat16 input into float32 LayerNorm/GroupNorm: output in the input's dtype, as torch's."""
+    make_ours, make_ref = NORM_PAIRS[kind]
+    torch.manual_seed(22)
+    ours, ref = make_ours(), make_ref()
+    ours.load_state_dict(ref.state_dict())
+    x = (3 * torch.randn(5, 6) + 1).to(dtype)
+    out, want = ours(x), ref(x)
+    assert out.dtype == want.dtype == dtype
+    torch.testing.assert_close(out.float(), want.float(), rtol=TOL[dtype], atol=TOL[dtype])
+
+
+@pytest.mark.parametrize("kind", list(NORM_PAIRS))
+def test_layer_and_group_norm_refuse_a_dtype_mismatch_like_torch(kind):
+    make_ours, make_ref = NORM_PAIRS[kind]
+    x = torch.randn(5, 6).double()
+    with pytest.raises(RuntimeError):
+        make_ref()(x)
+    with pytest.raises(TypeError, match=r"model.double\(\)"):
+        make_ours()(x)
