@@ -497,9 +497,9 @@ class NoiseInjection(nn.Module):
             self.register_parameter("bias", None)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        _check_input(x, self.num_features, type(self).__name__)
+        _check_input(x, self.num_features, type(self).__name__, None if self.bias is None else self.bias.dtype)
         if self.bias is not None:
-            x = x + self.bias.view(_channel_shape(x))
+            x = x + self.bias.to(x.dtype).view(_channel_shape(x))
         if self.training:
             s, m = algorithm1_noise(x, **self.noise)
             x = s * x + m
@@ -565,7 +565,9 @@ class LpNorm(nn.Module):
         return mean, per_unit.mean().view(1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        _check_input(x, self.num_features, type(self).__name__)
+        _check_input(x, self.num_features, type(self).__name__, self.running_mean.dtype)
+        dtype = x.dtype
+        x = x.to(_compute_dtype(dtype))  # float16/bfloat16: computed in float32, returned in its own dtype
         shape = _channel_shape(x)
         if self.training:
             if x.numel() // x.shape[1] < 2:
@@ -573,14 +575,15 @@ class LpNorm(nn.Module):
                                  f"{tuple(x.shape)}; use a batch of at least 2 or model.eval().")
             mean, scale = self.batch_statistics(x)
             with torch.no_grad():
-                self.running_mean.mul_(1 - self.momentum).add_(mean.detach(), alpha=self.momentum)
-                self.running_scale.mul_(1 - self.momentum).add_(scale.detach(), alpha=self.momentum)
+                stats = self.running_mean.dtype
+                self.running_mean.mul_(1 - self.momentum).add_(mean.detach().to(stats), alpha=self.momentum)
+                self.running_scale.mul_(1 - self.momentum).add_(scale.detach().to(stats), alpha=self.momentum)
         else:
-            mean, scale = self.running_mean, self.running_scale
+            mean, scale = self.running_mean.to(x.dtype), self.running_scale.to(x.dtype)
         out = (x - mean.view(shape)) / (scale + self.eps)
         if self.affine:
-            out = out * self.weight.view(shape) + self.bias.view(shape)
-        return out
+            out = out * self.weight.to(x.dtype).view(shape) + self.bias.to(x.dtype).view(shape)
+        return out.to(dtype)
 
     def extra_repr(self) -> str:
         p = "inf" if self.p == math.inf else int(self.p)

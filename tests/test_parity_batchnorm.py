@@ -454,3 +454,25 @@ def test_layer_and_group_norm_refuse_a_dtype_mismatch_like_torch(kind):
         make_ref()(x)
     with pytest.raises(TypeError, match=r"model.double\(\)"):
         make_ours()(x)
+
+
+@pytest.mark.parametrize("kind", layers.norm_kinds())
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=str)
+def test_every_norm_kind_keeps_a_low_precision_input_dtype(kind, dtype):
+    """mlp(norm=kind) under autocast feeds float16/bfloat16 into float32 layers: each kind keeps the dtype."""
+    kw = {"virtual_batch_size": 4} if kind == "ghost_bn" else {}
+    layer = layers.make_norm(kind, 6, **kw)
+    x = (2 * torch.randn(8, 6, generator=torch.Generator().manual_seed(23)) + 1).to(dtype)
+    for training in (True, False):
+        out = layer.train(training)(x)
+        assert out.dtype == dtype and torch.isfinite(out.float()).all(), (kind, training)
+
+
+@pytest.mark.parametrize("kind", [k for k in layers.norm_kinds() if k != "torch_bn"])
+def test_every_bnlab_norm_kind_refuses_float64_input_into_float32_parameters(kind):
+    kw = {"virtual_batch_size": 4} if kind == "ghost_bn" else {}
+    layer = layers.make_norm(kind, 6, **kw)
+    if not any(True for _ in layer.parameters()) and not any(True for _ in layer.buffers()):
+        pytest.skip(f"{kind} has no parameters or statistics to disagree with")
+    with pytest.raises(TypeError, match=r"model.double\(\)"):
+        layer(torch.randn(8, 6).double())
