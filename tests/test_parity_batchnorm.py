@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from bnlab import models
-from bnlab.layers import BatchNorm
+from bnlab.layers import BatchNorm, batchnorm_train
 
 
 def torch_layer(shape, **kw) -> nn.Module:
@@ -361,3 +361,64 @@ def test_eval_mode_matches_torch_and_leaves_statistics_alone(shape):
     x = torch.randn((1,) + tuple(shape[1:]))  # a single example is fine at inference
     torch.testing.assert_close(ours(x), ref(x), rtol=1e-5, atol=1e-5)
     assert torch.equal(ours.running_mean, before[0]) and int(ours.num_batches_tracked) == before[1]
+
+
+# --------------------------------------------------------------------------- torch.func
+
+def _func_results(layer: nn.Module, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    """grad, jacrev, hessian, jvp and vmap of the layer as a function of (γ, β) and x."""
+    from torch.func import functional_call, grad, hessian, jacrev, jvp, vmap
+    params = {k: v.detach() for k, v in layer.named_parameters()}
+
+    def call(p, inp):
+        return functional_call(layer, p, (inp,))
+
+    def loss(p, inp):
+        return call(p, inp).pow(3).sum()
+    return {
+        "grad": grad(loss)(params, x)["weight"],
+        "jacrev": jacrev(lambda inp: call(params, inp))(x),
+        "hessian": hessian(loss)(params, x)["weight"]["weight"],
+        "jvp": jvp(lambda inp: call(params, inp), (x,), (torch.ones_like(x),))[1],
+        "vmap": vmap(lambda inp: call(params, inp))(x.view(2, 3, 3)),
+    }
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:FutureWarning")  # raised inside torch.func
+def test_torch_func_transforms_in_eval_mode_match_torch():
+    ours, ref = pair((6, 3), seed=18)
+    x = torch.randn(6, 3, generator=torch.Generator().manual_seed(19))
+    for layer in (ours, ref):
+        layer(x)  # running statistics that are not the defaults
+        layer.eval()
+    mine, want = _func_results(ours, x), _func_results(ref, x)
+    for key in want:
+        torch.testing.assert_close(mine[key], want[key], rtol=1e-5, atol=1e-5, msg=key)
+
+
+def test_torch_func_in_training_mode_is_refused_like_torch_naming_the_fix():
+    """Training mode updates running statistics in place: torch.func refuses it for both layers."""
+    ours, ref = pair((6, 3), seed=20)
+    x = torch.randn(6, 3)
+    with pytest.raises(RuntimeError):
+        _func_results(ref, x)
+    with pytest.raises(RuntimeError, match=r"model.eval\(\).*batchnorm_train"):
+        _func_results(ours, x)
+
+
+def test_batchnorm_train_itself_works_under_torch_func():
+    """The batch-statistics formula, differentiated by torch.func, equals autograd through the one-node layer."""
+    from torch.func import grad, hessian
+    g = torch.Generator().manual_seed(21)
+    x, w, b = torch.randn(7, 3, generator=g, dtype=torch.float64), torch.randn(3, dtype=torch.float64), torch.zeros(3, dtype=torch.float64)
+
+    def loss(w, x):
+        return batchnorm_train(x, w, b, 1e-5)[0].pow(3).sum()
+    gw, gx = grad(loss, argnums=(0, 1))(w, x)
+    w2, x2 = w.clone().requires_grad_(True), x.clone().requires_grad_(True)
+    want = torch.autograd.grad(loss(w2, x2), (w2, x2), create_graph=True)
+    torch.testing.assert_close(gw, want[0])
+    torch.testing.assert_close(gx, want[1])
+    h = hessian(loss)(w, x)
+    h_want = torch.stack([torch.autograd.grad(want[0][i], w2, retain_graph=True)[0] for i in range(3)])
+    torch.testing.assert_close(h, h_want)
