@@ -106,7 +106,9 @@ def batchnorm_train(x: torch.Tensor, weight: torch.Tensor | None, bias: torch.Te
     ``batchnorm_backward_alt``, in torch, per channel over every other dimension:
     forward y = γ x̂ + β with x̂ = (x − μ_B)/√(σ_B² + ε); backward
     ∂ℓ/∂x = γ/(m√(σ_B²+ε)) · (m ∂ℓ/∂y − Σ ∂ℓ/∂y − x̂ Σ ∂ℓ/∂y x̂). Double backward
-    (``create_graph=True``) is supported by differentiating the plain formula.
+    (``create_graph=True``, e.g. Hessian-vector products) differentiates the plain formula
+    with respect to those of x, γ, β that require a gradient (any of them may be frozen).
+    Under ``torch.func`` transforms the plain formula is used throughout.
 
     Args:
         x: (N, C), (N, C, L) or (N, C, H, W), floating point.
