@@ -476,3 +476,13 @@ def test_every_bnlab_norm_kind_refuses_float64_input_into_float32_parameters(kin
         pytest.skip(f"{kind} has no parameters or statistics to disagree with")
     with pytest.raises(TypeError, match=r"model.double\(\)"):
         layer(torch.randn(8, 6).double())
+
+
+@pytest.mark.parametrize("kind", ["bn", "noisy_bn", "bn_detached", "bn_mean", "bn_scale", "bn_reestimated", "bn_frozen"])
+def test_every_batchnorm_kind_takes_an_empty_batch_like_torch(kind):
+    layer = layers.make_norm(kind, 3)
+    state = {k: v.clone() for k, v in layer.state_dict().items() if k != "num_batches_tracked"}
+    out = layer(torch.randn(0, 3))
+    assert out.shape == (0, 3)
+    for k, v in state.items():
+        assert torch.equal(layer.state_dict()[k], v), k
