@@ -548,6 +548,64 @@ class LpNorm(nn.Module):
         return f"{self.num_features}, p={p}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}"
 
 
+# --------------------------------------------------------------------------- ghost batch norm
+
+__all__ += ["GhostBatchNorm"]
+
+
+class GhostBatchNorm(BatchNorm):
+    """Ghost batch normalization (Hoffer, Hubara & Soudry 2017, §4, Algorithm 1).
+
+    In training mode the batch of N examples is cut into N/v consecutive "ghost"
+    (virtual) batches of v = ``virtual_batch_size`` examples, and each is normalized
+    by its own mean and biased variance: the noise of batch statistics of size v,
+    while the gradient step still averages over all N examples. The running
+    statistics get one update per call, with the ghost batches' mean statistics
+    (the variance unbiased by v/(v−1)). Eval mode is ``BatchNorm``'s (running statistics).
+    v = N is ordinary batch norm.
+
+    Args:
+        num_features, eps, momentum, affine: as ``BatchNorm``.
+        virtual_batch_size: v, examples per ghost batch (≥ 2); N must be a multiple of v.
+
+    Shapes: input (N, C) or (N, C, H, W) (or (N, C, L)); output the same.
+
+    Raises:
+        ValueError: in training, if N is not a multiple of v.
+    """
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1, affine: bool = True,
+                 virtual_batch_size: int = 32) -> None:
+        super().__init__(num_features, eps=eps, momentum=momentum, affine=affine)
+        if int(virtual_batch_size) < 2:
+            raise ValueError(f"virtual_batch_size must be >= 2 (one example has no variance), got {virtual_batch_size}")
+        self.virtual_batch_size = int(virtual_batch_size)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        v = self.virtual_batch_size
+        if not self.training or x.shape[0] == v:
+            return super().forward(x)
+        _check_input(x, self.num_features, type(self).__name__)
+        n, c = x.shape[0], x.shape[1]
+        if n % v:
+            raise ValueError(f"GhostBatchNorm(virtual_batch_size={v}) got a batch of {n}: the batch must be a "
+                             f"multiple of {v}. Change the batch size or virtual_batch_size.")
+        k = n // v
+        rest = x.shape[2:]
+        # (k·v, C, ...) → (v, k·C, ...): ghost batch j's channels become channels j·C..(j+1)·C − 1,
+        # so one batch-norm call normalizes every ghost batch by its own statistics.
+        xs = x.reshape(k, v, c, *rest).transpose(0, 1).reshape(v, k * c, *rest)
+        weight = None if self.weight is None else self.weight.repeat(k)
+        bias = None if self.bias is None else self.bias.repeat(k)
+        out, mean, var = batchnorm_train(xs, weight, bias, self.eps)
+        m = v * (x.numel() // (n * c))
+        self._update_running(mean.view(k, c).mean(0), var.view(k, c).mean(0), m)
+        return out.reshape(v, k, c, *rest).transpose(0, 1).reshape(x.shape)
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, virtual_batch_size={self.virtual_batch_size}"
+
+
 # --------------------------------------------------------------------------- layer and group norm
 
 __all__ += ["LayerNorm", "GroupNorm"]
@@ -750,7 +808,8 @@ NORM_KINDS: dict[str, Callable[..., nn.Module]] = {
     "torch_bn": nn.BatchNorm1d,  # torch's own layer, for comparisons with "bn"
     "ln": lambda num_features, **kw: LayerNorm(num_features, **kw),
     "gn": _group_norm,
-    "noisy_bn": NoisyBatchNorm,  # BN + Santurkar et al.'s Algorithm 1 noise
+    "noisy_bn": NoisyBatchNorm,
+    "ghost_bn": GhostBatchNorm,  # BN over virtual batches (Hoffer et al. 2017): norm_kwargs={"virtual_batch_size": v}  # BN + Santurkar et al.'s Algorithm 1 noise
     "noise": NoiseInjection,  # the same noise without BN (plain-net control)
     "l1": lambda num_features, **kw: LpNorm(num_features, p=1, **kw),
     "l2": lambda num_features, **kw: LpNorm(num_features, p=2, **kw),
@@ -778,3 +837,30 @@ def make_norm(kind: str, num_features: int, **kwargs) -> nn.Module:
     if kind in _PLANNED:
         raise NotImplementedError(f"norm={kind!r} ({_PLANNED[kind]}) is not built yet in this version of bnlab.")
     raise ValueError(f"unknown norm kind {kind!r}: choose one of {norm_kinds()} or None.")
+
+
+# --------------------------------------------------------------------------- BN variants (notebook 09)
+# Defined in bnlab.layers_variants (which builds on BatchNorm above); importable from here too,
+# loaded on first use so that neither module has to import the other at import time.
+
+_VARIANTS = {"bn_detached": "DetachedBatchNorm", "bn_reestimated": "ReestimatedBatchNorm",
+             "bn_frozen": "FrozenBatchNorm", "bn_mean": "MeanOnlyBatchNorm", "bn_scale": "ScaleOnlyBatchNorm"}
+__all__ += list(_VARIANTS.values())
+
+
+def _variant(name: str) -> type[nn.Module]:
+    from bnlab import layers_variants
+    return getattr(layers_variants, name)
+
+
+def _variant_factory(name: str) -> Callable[..., nn.Module]:
+    return lambda num_features, **kw: _variant(name)(num_features, **kw)
+
+
+NORM_KINDS.update({kind: _variant_factory(name) for kind, name in _VARIANTS.items()})
+
+
+def __getattr__(name: str):
+    if name in _VARIANTS.values():
+        return _variant(name)
+    raise AttributeError(f"module 'bnlab.layers' has no attribute {name!r}")

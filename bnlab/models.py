@@ -33,11 +33,13 @@ INITS = {
 
 def mlp(widths: Sequence[int] = (100, 100, 100), activation: str = "sigmoid", norm: str | None = None,
         placement: str = "before", init_std: float | None = None, in_features: int = 784,
-        num_classes: int = 10, norm_kwargs: dict | None = None, init: str | None = None) -> nn.Sequential:
+        num_classes: int = 10, norm_kwargs: dict | None = None, init: str | None = None,
+        dropout: float = 0.0, dropout_layers: Sequence[int] | None = None) -> nn.Sequential:
     """A fully connected classifier, optionally with a normalization layer per hidden layer.
 
     Layers are named so probes can find them: ``flatten``, then for hidden layer
-    k = 1..L: ``fc{k}``, ``norm{k}`` and ``act{k}`` (order set by ``placement``), then ``out``.
+    k = 1..L: ``fc{k}``, ``norm{k}`` and ``act{k}`` (order set by ``placement``),
+    ``drop{k}`` if that layer has dropout, then ``out``.
 
     Args:
         widths: hidden layer widths, e.g. (100, 100, 100) for the paper's 784-100-100-100-10.
@@ -54,6 +56,12 @@ def mlp(widths: Sequence[int] = (100, 100, 100), activation: str = "sigmoid", no
             ~ N(0, 2/fan_in), He et al. 2015 §2.2, for ReLU) or "xavier" (Glorot: weights
             ~ N(0, 2/(fan_in + fan_out)), Glorot & Bengio 2010 eq. 16); every bias = 0.
             For a data-dependent start see ``lsuv``.
+        dropout: drop probability q of ``nn.Dropout`` (inverted dropout: kept units are scaled
+            by 1/(1−q) in training, identity in eval mode; Srivastava et al. 2014) at the end of
+            each hidden layer (after its activation and norm), i.e. on the input of the next
+            Linear. 0 adds no layer.
+        dropout_layers: which hidden layers (1..L) get dropout; default all. ``[L]`` puts it
+            only after the last hidden layer, where no BN follows (Li et al. 2019, §5).
 
     A Linear layer directly followed by a norm layer has no bias (the norm's
     centring would cancel it; its shift β takes the role). The "noise" kind (noise
@@ -73,6 +81,11 @@ def mlp(widths: Sequence[int] = (100, 100, 100), activation: str = "sigmoid", no
         raise ValueError(f"unknown init {init!r}: choose one of {sorted(INITS)} or None (then init_std applies)")
     if init is not None and init_std is not None:
         raise ValueError(f"give either init={init!r} or init_std={init_std}, not both")
+    if not 0.0 <= dropout < 1.0:
+        raise ValueError(f"dropout is a drop probability in [0, 1), got {dropout}")
+    dropped = set(range(1, len(widths) + 1)) if dropout_layers is None else {int(k) for k in dropout_layers}
+    if not dropped <= set(range(1, len(widths) + 1)):
+        raise ValueError(f"dropout_layers must name hidden layers 1..{len(widths)}, got {sorted(dropped)}")
     norm_kwargs = norm_kwargs or {}
 
     layers: "OrderedDict[str, nn.Module]" = OrderedDict(flatten=nn.Flatten())
@@ -85,6 +98,8 @@ def mlp(widths: Sequence[int] = (100, 100, 100), activation: str = "sigmoid", no
         layers[f"act{k}"] = ACTIVATIONS[activation]()
         if norm is not None and placement == "after":
             layers[f"norm{k}"] = make_norm(norm, width, **norm_kwargs)
+        if dropout > 0 and k in dropped:
+            layers[f"drop{k}"] = nn.Dropout(dropout)
         fan_in = width
     layers["out"] = nn.Linear(fan_in, num_classes)
     model = nn.Sequential(layers)

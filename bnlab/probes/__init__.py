@@ -9,6 +9,9 @@ One module per role; every public name is importable from ``bnlab.probes``:
 - ``ics``          internal covariate shift (Santurkar et al. 2018, Def. 2.1)
 - ``landscape``    loss range, gradient predictiveness, effective β-smoothness (Santurkar et al. 2018, §3)
 - ``bn_terms``     the ingredients of Santurkar et al. 2018, Theorem 4.1
+- ``curvature``    the top Hessian eigenvalue (sharpness) by power iteration on Hessian-vector products
+- ``inference``    accuracy with running vs batch vs recomputed BN statistics; end-of-training probes
+- ``noise``        the spread of batch statistics and dropout's variance shift, measured and predicted
 """
 from __future__ import annotations
 
@@ -19,8 +22,19 @@ from bnlab.probes.gradients import gradient_norms, GradientNorms
 from bnlab.probes.ics import layer_groups, ICS, ics, ics_probe, stack_ics, ics_series
 from bnlab.probes.landscape import DEFAULT_STEP_MULTIPLIERS, Landscape, landscape, landscape_probe, stack_landscapes
 from bnlab.probes.bn_terms import BNGradientTerms, bn_gradient_terms, bn_gradient_probe
+from bnlab.probes.curvature import TopEigenvalue, hessian_vector_product, top_hessian_eigenvalue, Sharpness
+from bnlab.probes.inference import STATISTICS, evaluate, with_population_statistics, final
+from bnlab.probes.noise import batch_statistics, batch_mean_std, batch_variance_std, dropout_variance_ratio
 
 __all__ = [
+    "STATISTICS",
+    "evaluate",
+    "with_population_statistics",
+    "final",
+    "batch_statistics",
+    "batch_mean_std",
+    "batch_variance_std",
+    "dropout_variance_ratio",
     "DEFAULT_PERCENTILES",
     "ACTIVATION_TYPES",
     "MODES",
@@ -58,4 +72,8 @@ __all__ = [
     "bn_gradient_terms",
     "window_means",
     "bn_gradient_probe",
+    "TopEigenvalue",
+    "hessian_vector_product",
+    "top_hessian_eigenvalue",
+    "Sharpness",
 ]
