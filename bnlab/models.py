@@ -7,6 +7,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
+from bnlab import arguments as A
 from bnlab.layers import BatchNorm, LpNorm, make_norm
 
 __all__ = ["mlp", "ACTIVATIONS", "INITS", "lsuv", "deep_linear", "dln_data", "dln_loss"]
@@ -73,8 +74,15 @@ def mlp(widths: Sequence[int] = (100, 100, 100), activation: str = "sigmoid", no
         raise ValueError(f"unknown activation {activation!r}: choose one of {sorted(ACTIVATIONS)}")
     if placement not in ("before", "after"):
         raise ValueError(f"placement must be 'before' or 'after' the activation, got {placement!r}")
-    if len(widths) == 0 or any(int(w) < 1 for w in widths):
-        raise ValueError(f"widths must be a non-empty sequence of positive ints, got {tuple(widths)}")
+    if isinstance(widths, (int, str)) or not isinstance(widths, Sequence) or len(widths) == 0 or any(
+            isinstance(w, bool) or not isinstance(w, int) or w < 1 for w in widths):
+        raise ValueError(f"widths must be a non-empty sequence of positive ints, one per hidden layer, e.g. "
+                         f"(100, 100, 100) or (100,) for one layer; got {widths!r}.")
+    A.integer("in_features", in_features, minimum=1, hint="784 for 28×28 images (data.in_features).")
+    A.integer("num_classes", num_classes, minimum=1, hint="10 for Fashion-MNIST.")
+    if norm_kwargs is not None and not isinstance(norm_kwargs, dict):
+        raise TypeError(f"norm_kwargs must be a dict of keyword arguments for the norm layers, e.g. "
+                        f"{{'momentum': 0.01}}; got {type(norm_kwargs).__name__}.")
     if init_std is not None and not init_std > 0:
         raise ValueError(f"init_std must be positive (or None for PyTorch's default), got {init_std}")
     if init is not None and init not in INITS:
@@ -271,8 +279,8 @@ def deep_linear(depth: int = 25, width: int = 10, bn: bool = False, init_std: fl
 
     Shapes: input (N, width), output (N, width).
     """
-    if int(depth) < 1 or int(width) < 1:
-        raise ValueError(f"depth and width must be positive ints, got depth={depth}, width={width}")
+    A.integer("depth", depth, minimum=1, hint="The paper's deep linear network has depth=25.")
+    A.integer("width", width, minimum=1, hint="The paper's deep linear network has width=10.")
     std = width ** -0.5 if init_std is None else init_std
     if not std > 0:
         raise ValueError(f"init_std must be positive (or None for 1/sqrt(width)), got {init_std}")
