@@ -101,6 +101,8 @@ def test_fit_accepts_numpy_arrays_and_integer_labels_of_any_width(tiny):
     "loss_fn a string": (dict(loss_fn="mse"), TypeError, ["loss_fn", "function"]),
     "diverge_above 0": (dict(diverge_above=0), ValueError, ["diverge_above", "> 0"]),
     "eval_chunk 0": (dict(eval_chunk=0), ValueError, ["eval_chunk", ">= 1"]),
+    "lr_schedule a number": (dict(lr_schedule=0.5), TypeError, ["lr_schedule", "function"]),
+    "eval_train a string": (dict(eval_train="yes"), TypeError, ["eval_train", "True or False"]),
     "model a string": (dict(model="mlp"), TypeError, ["model", "nn.Module", "lambda"]),
     "factory returns a string": (dict(model=lambda: "mlp"), TypeError, ["factory", "nn.Module"]),
     "model of the wrong width": (dict(model=lambda: models.mlp(widths=(8,), num_classes=3)), ValueError,
@@ -135,6 +137,10 @@ def test_fit_validates_the_data(tiny, make, error, words):
     "fit_many(3)": (lambda: train.fit_many(3), TypeError, ["runs", "list of dicts"]),
     "fit_many misspelt": (lambda: train.fit_many([dict(model=models.mlp, data=None, lrr=0.1)]), ValueError,
                           ["runs[0]", "'lrr'", "fit takes"]),
+    "fit_many bad value": (lambda: train.fit_many([dict(model=models.mlp, data=None, steps=1e3, lr=0.1)]),
+                           TypeError, ["runs[0]", "steps", "steps=1000"]),
+    "fit_many without lr": (lambda: train.fit_many([dict(model=models.mlp, data=None, steps=10)]), ValueError,
+                            ["runs[0]", "'lr'"]),
     "fit_many without data": (lambda: train.fit_many([dict(model=models.mlp)]), ValueError, ["runs[0]", "data"]),
     "fit_seeds(seeds=3)": (lambda: train.fit_seeds(models.mlp, None, 3, steps=1, lr=0.1), TypeError,
                            ["seeds", "range(3)"]),
@@ -215,6 +221,17 @@ def test_every_batchnorm_layer_refuses_bad_settings_and_input(name):
     "ghost virtual batch": (lambda: layers.GhostBatchNorm(4, virtual_batch_size=1), ValueError, ["virtual_batch_size", ">= 2"]),
     "ghost batch multiple": (lambda: layers.GhostBatchNorm(4, virtual_batch_size=4)(torch.randn(7, 4)), ValueError,
                              ["batch of 7", "multiple of 4"]),
+    "batchnorm_train numpy": (lambda: layers.batchnorm_train(np.zeros((4, 3)), None, None, 1e-5), TypeError,
+                              ["batchnorm_train", "torch.from_numpy"]),
+    "batchnorm_train weight only": (lambda: layers.batchnorm_train(torch.randn(4, 3), torch.ones(3), None, 1e-5),
+                                    ValueError, ["weight", "bias", "or neither"]),
+    "batchnorm_layers not a model": (lambda: layers.batchnorm_layers(3), TypeError, ["model", "nn.Module"]),
+    "recompute numpy": (lambda: layers.recompute_population_statistics(
+        models.mlp(widths=(4,), in_features=4, norm="bn"), np.zeros((100, 4), dtype=np.float32)), TypeError,
+        ["x", "torch.from_numpy"]),
+    "recompute wrong width": (lambda: layers.recompute_population_statistics(
+        models.mlp(widths=(4,), in_features=4, norm="bn"), torch.zeros(100, 5)), ValueError,
+        ["x of shape (100, 5)", "built for"]),
     "algorithm1_noise numpy": (lambda: layers.algorithm1_noise(np.zeros((4, 2))), TypeError, ["torch.from_numpy"]),
     "make_norm unknown": (lambda: layers.make_norm("batchnorm", 4), ValueError, ["'batchnorm'", "'bn'"]),
     "make_norm misspelt kw": (lambda: layers.make_norm("bn", 4, momentom=0.1), TypeError, ["'momentom'", "norm_kwargs"]),
@@ -252,6 +269,8 @@ def test_other_layers(call, error, words):
     "dln_data n=1": (lambda: models.dln_data(n=1), ValueError, ["n >= 2", "n=1"]),
     "dln_loss shapes": (lambda: models.dln_loss(torch.zeros(3, 2), torch.zeros(3, 3)), ValueError, ["same shape"]),
     "lsuv numpy": (lambda: models.lsuv(models.mlp(), np.zeros((10, 784))), TypeError, ["x", "tensor"]),
+    "lsuv wrong width": (lambda: models.lsuv(models.mlp(), torch.rand(10, 5)), ValueError, ["x of shape (10, 5)",
+                                                                                          "in_features"]),
     "lsuv tol": (lambda: models.lsuv(models.mlp(), torch.rand(100, 784), tol=0), ValueError, ["tol", "positive"]),
     "lsuv on a BN net": (lambda: models.lsuv(models.mlp(norm="bn"), torch.rand(100, 784)), ValueError,
                          ["without normalization"]),
@@ -307,6 +326,8 @@ G, B = np.ones(3), np.zeros(3)
                               ["layernorm_forward"]),
     "inference running_var negative": (lambda: F.batchnorm_inference(X, G, B, np.zeros(3), -np.ones(3)),
                                        ["running_var", ">= 0"]),
+    "inference eps=0 zero variance": (lambda: F.batchnorm_inference(X, G, B, np.zeros(3), np.array([1.0, 0.0, 1.0]),
+                                                                    eps=0.0), ["eps=0", "feature 1", "eps > 0"]),
     "inference running_mean shape": (lambda: F.batchnorm_inference(X, G, B, np.zeros(2), np.ones(3)),
                                      ["running_mean", "(3,)"]),
     "layernorm eps=0 constant": (lambda: F.layernorm_forward(np.ones((2, 3)), G, B, eps=0.0), ["eps > 0"]),
@@ -340,7 +361,7 @@ def test_functional(call, words):
 CHECKERS = [check.batchnorm_forward, check.batchnorm_backward, check.batchnorm_backward_alt,
             check.batchnorm_inference, check.layernorm_forward, check.layernorm_backward,
             check.update_running_stats, check.spatial_batchnorm_forward, check.spatial_batchnorm_backward,
-            check.groupnorm_forward, check.groupnorm_backward]
+            check.groupnorm_forward, check.groupnorm_backward, check.batchnorm_backward_nodes]
 
 
 @pytest.mark.parametrize("checker", CHECKERS, ids=lambda c: c.__name__)
@@ -359,8 +380,130 @@ def test_backward_checkers_refuse_a_bad_forward(checker):
     expect(lambda: checker(lambda d, c: None, forward="mine"), TypeError, "forward", "your function itself")
 
 
+def test_groupnorm_groups_needs_a_feature_count():
+    expect(lambda: check.groupnorm_groups(0), ValueError, "d", "positive int")
+
+
 def test_a_crashing_student_function_is_reported_not_raised():
     def student(x, gamma, beta, eps=1e-5):
         raise ZeroDivisionError("oops")
     result = check.batchnorm_forward(student, verbose=False)
     assert not result.passed and "raised ZeroDivisionError: oops" in result.message
+
+
+# --------------------------------------------------------------------------- probes
+
+@pytest.fixture(scope="module")
+def probe_setup():
+    torch.manual_seed(0)
+    model = models.mlp(widths=(8, 8), in_features=12, norm="bn")
+    g = torch.Generator().manual_seed(1)
+    x, y = torch.randn(32, 12, generator=g), torch.randint(0, 10, (32,), generator=g)
+    return model, x, y, probes.batch_loss(nn.functional.cross_entropy, x, y)
+
+
+def _hvp_with(model, loss_of, vector):
+    with probes.preserved_state(model):  # the forward pass in train mode would move the running statistics
+        params = list(model.parameters())
+        vector = [torch.zeros_like(p) for p in params] if vector is None else vector
+        return probes.hessian_vector_product(loss_of(model), params, vector)
+
+
+PROBE_CASES = {
+    "model is the factory": (lambda m, x, y, lo: probes.activation_modules(models.mlp), TypeError,
+                             ["model", "nn.Module", "models.mlp()"]),
+    "record numpy x": (lambda m, x, y, lo: probes.record(m, x.numpy(), ["act1"]), TypeError,
+                       ["x", "torch.from_numpy(x).float()"]),
+    "record unknown module": (lambda m, x, y, lo: probes.record(m, x, ["act9"]), ValueError, ["'act9'", "act1"]),
+    "record modules a string": (lambda m, x, y, lo: probes.record(m, x, "act1"), TypeError, ["modules", "['act1']"]),
+    "record mode": (lambda m, x, y, lo: probes.record(m, x, ["act1"], mode="training"), ValueError, ["mode", "'eval'"]),
+    "record wrong width": (lambda m, x, y, lo: probes.record(m, torch.randn(4, 5), ["act1"]), ValueError,
+                           ["x of shape (4, 5)", "model's training inputs"]),
+    "record_inputs unknown": (lambda m, x, y, lo: probes.record_inputs(m, x, ["nope"]), ValueError, ["'nope'"]),
+    "unit_percentiles q": (lambda m, x, y, lo: probes.unit_percentiles(x, q=(50, 150)), ValueError, ["[0, 100]"]),
+    "unit_percentiles numpy": (lambda m, x, y, lo: probes.unit_percentiles(x.numpy()), TypeError, ["z", "torch.from_numpy"]),
+    "layer_stats threshold": (lambda m, x, y, lo: probes.layer_stats(x, threshold=-1), ValueError, ["threshold", "positive"]),
+    "activation_stats mode": (lambda m, x, y, lo: probes.activation_stats(m, x, mode="x"), ValueError, ["mode"]),
+    "probe_batch a tuple": (lambda m, x, y, lo: probes.probe_batch((x, y, x, y)), TypeError, ["data", "bnlab.data.load()"]),
+    "InputPercentiles every": (lambda m, x, y, lo: probes.InputPercentiles(x, every=0), ValueError, ["every", "positive"]),
+    "ActivationStats every": (lambda m, x, y, lo: probes.ActivationStats(x, every=-1), ValueError, ["every", "positive"]),
+    "GradientNorms every": (lambda m, x, y, lo: probes.GradientNorms(every=0), ValueError, ["every", "positive"]),
+    "gradient_norms float labels": (lambda m, x, y, lo: probes.gradient_norms(m, x, y.float()), TypeError,
+                                    ["y", "y.long()"]),
+    "gradient_norms params": (lambda m, x, y, lo: probes.gradient_norms(m, x, y, params="bias"), ValueError,
+                              ["params", "'weights' or 'all'"]),
+    "growth_per_layer one": (lambda m, x, y, lo: probes.growth_per_layer([1.0]), ValueError, ["at least 2 layers"]),
+    "growth_per_layer negative": (lambda m, x, y, lo: probes.growth_per_layer([1.0, -2.0]), ValueError, ["positive"]),
+    "ics lr": (lambda m, x, y, lo: probes.ics(m, (x, y), lr=0), ValueError, ["lr", "positive"]),
+    "ics x only": (lambda m, x, y, lo: probes.ics(m, x, lr=0.1), TypeError, ["batch", "(x, y)"]),
+    "ics_probe every": (lambda m, x, y, lo: probes.ics_probe(every=0), ValueError, ["every"]),
+    "layer_groups not a model": (lambda m, x, y, lo: probes.layer_groups(3), TypeError, ["model", "nn.Module"]),
+    "landscape lr": (lambda m, x, y, lo: probes.landscape(m, lo, lr=-1), ValueError, ["lr", "positive"]),
+    "landscape multipliers": (lambda m, x, y, lo: probes.landscape(m, lo, lr=0.1, multipliers=()), ValueError,
+                              ["multipliers", "non-empty"]),
+    "landscape loss_of": (lambda m, x, y, lo: probes.landscape(m, 3, lr=0.1), TypeError, ["loss_of", "batch_loss"]),
+    "landscape_probe every": (lambda m, x, y, lo: probes.landscape_probe(every=0), ValueError, ["every"]),
+    "batch_loss numpy": (lambda m, x, y, lo: probes.batch_loss(nn.functional.cross_entropy, x.numpy(), y), TypeError,
+                         ["x", "torch.from_numpy"]),
+    "batch_loss loss_fn": (lambda m, x, y, lo: probes.batch_loss("ce", x, y), TypeError, ["loss_fn", "cross_entropy"]),
+    "bn_gradient_terms without BN": (lambda m, x, y, lo: probes.bn_gradient_terms(
+        models.mlp(widths=(8,), in_features=12), lo), ValueError, ["no batch-normalization layer"]),
+    "bn_gradient_probe every": (lambda m, x, y, lo: probes.bn_gradient_probe(every=0), ValueError, ["every"]),
+    "top eigenvalue iters": (lambda m, x, y, lo: probes.top_hessian_eigenvalue(m, lo, iters=0), ValueError,
+                             ["iters", ">= 1"]),
+    "top eigenvalue tol": (lambda m, x, y, lo: probes.top_hessian_eigenvalue(m, lo, tol=-1), ValueError, ["tol", ">= 0"]),
+    "top eigenvalue loss_of": (lambda m, x, y, lo: probes.top_hessian_eigenvalue(m, x), TypeError, ["loss_of"]),
+    "top eigenvalue mode": (lambda m, x, y, lo: probes.top_hessian_eigenvalue(m, lo, mode="training"), ValueError,
+                            ["mode"]),
+    "top eigenvalue nothing trainable": (lambda m, x, y, lo: probes.top_hessian_eigenvalue(m, lo, params=[]),
+                                         ValueError, ["no parameters that require a gradient"]),
+    "hvp vector shapes": (lambda m, x, y, lo: _hvp_with(m, lo, [torch.zeros(3)]), ValueError,
+                          ["vector", "shaped like each parameter"]),
+    "hvp loss not scalar": (lambda m, x, y, lo: _hvp_with(m, lambda model: model(x), None), ValueError,
+                            ["loss", "scalar"]),
+    "Sharpness numpy": (lambda m, x, y, lo: probes.Sharpness(x.numpy(), y), TypeError, ["x", "torch.from_numpy"]),
+    "Sharpness iters": (lambda m, x, y, lo: probes.Sharpness(x, y, iters=0), ValueError, ["iters", ">= 1"]),
+    "Sharpness lengths": (lambda m, x, y, lo: probes.Sharpness(x, y[:-1]), ValueError, ["x and y", "32 vs 31"]),
+    "evaluate statistics": (lambda m, x, y, lo: probes.evaluate(m, x, y, statistics="population"), ValueError,
+                            ["statistics", "'running'", "'batch'"]),
+    "evaluate batch_size": (lambda m, x, y, lo: probes.evaluate(m, x, y, batch_size=0), ValueError, ["batch_size", ">= 1"]),
+    "evaluate float labels": (lambda m, x, y, lo: probes.evaluate(m, x, y.float()), TypeError, ["y", "y.long()"]),
+    "with_population_statistics batch": (lambda m, x, y, lo: probes.with_population_statistics(m, x, x, y, batch_size=1),
+                                         ValueError, ["batch_size", ">= 2"]),
+    "final not callable": (lambda m, x, y, lo: probes.final(3), TypeError, ["fn", "lambda model"]),
+    "batch_statistics m": (lambda m, x, y, lo: probes.batch_statistics(x[:, 0], m=1), ValueError, ["m", ">= 2"]),
+    "batch_statistics num_batches": (lambda m, x, y, lo: probes.batch_statistics(x[:, 0], m=4, num_batches=0),
+                                     ValueError, ["num_batches", ">= 1"]),
+    "batch_statistics numpy": (lambda m, x, y, lo: probes.batch_statistics(x[:, 0].numpy(), m=4), TypeError,
+                               ["values", "torch.from_numpy"]),
+    "batch_mean_std m": (lambda m, x, y, lo: probes.batch_mean_std(1.0, 0), ValueError, ["m", ">= 1"]),
+    "batch_variance_std m": (lambda m, x, y, lo: probes.batch_variance_std(1.0, 3.0, 1), ValueError, ["m", ">= 2"]),
+    "dropout_variance_ratio keep": (lambda m, x, y, lo: probes.dropout_variance_ratio(0.0, 1.0, 0.0), ValueError,
+                                    ["keep", "(0, 1]"]),
+    "unit_drifts shapes": (lambda m, x, y, lo: probes.unit_drifts(np.arange(5), np.ones((4, 3, 3))), ValueError,
+                           ["steps (K,)", "(K, P, C)"]),
+    "typical_unit empty": (lambda m, x, y, lo: probes.typical_unit(np.array([])), ValueError, ["non-empty"]),
+    "window_means window": (lambda m, x, y, lo: probes.window_means([0, 1], [1.0, 2.0], [1], 0), ValueError,
+                            ["window", "positive"]),
+    "stack_records empty": (lambda m, x, y, lo: probes.stack_records([]), ValueError, ["did the probe run?"]),
+    "stack_ics empty": (lambda m, x, y, lo: probes.stack_ics([]), ValueError, ["did the probe run?"]),
+    "jacobian_spectra statistics": (lambda m, x, y, lo: probes.jacobian_spectra(m, x, statistics="batch2"),
+                                    ValueError, ["statistics", "'frozen'", "'batch'"]),
+    "jacobian_spectra numpy": (lambda m, x, y, lo: probes.jacobian_spectra(m, x.numpy()), TypeError, ["x", "torch.from_numpy"]),
+    "input_output_jacobian examples": (lambda m, x, y, lo: probes.input_output_jacobian(m, x, examples=0), ValueError,
+                                       ["examples", "batch size 32"]),
+    "frozen_statistics one example": (lambda m, x, y, lo: probes.frozen_statistics(m, x[:1]), ValueError,
+                                      ["at least 2 examples"]),
+    "blocks not a model": (lambda m, x, y, lo: probes.blocks(3), TypeError, ["nn.Sequential", "models.mlp"]),
+    "preserved_state not a model": (lambda m, x, y, lo: probes.preserved_state(3).__enter__(), TypeError,
+                                    ["model", "nn.Module"]),
+}
+
+
+@pytest.mark.parametrize("call,error,words", cases(PROBE_CASES))
+def test_probes(probe_setup, call, error, words):
+    model = probe_setup[0]
+    before = [p.detach().clone() for p in model.parameters()] + [b.clone() for b in model.buffers()]
+    expect(lambda: call(*probe_setup), error, *words)
+    after = list(model.parameters()) + list(model.buffers())
+    assert all(torch.equal(a, b) for a, b in zip(before, after))  # a refused probe leaves the model alone
