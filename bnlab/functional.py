@@ -331,8 +331,10 @@ def batchnorm_inference(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, runn
     mean = _as_vector(running_mean, d, "running_mean", x.dtype)
     var = _as_vector(running_var, d, "running_var", x.dtype)
     if np.any(var < 0):
-        raise ValueError("running_var must be >= 0 (it is a variance).")
+        raise ValueError("running_var must be >= 0 (it is a variance); did you pass a standard deviation "
+                         "or a mean in its place?")
     eps = _check_eps(eps)
+    _check_constant(var, eps, "feature")
     return gamma * (x - mean) / np.sqrt(var + eps) + beta
 
 
