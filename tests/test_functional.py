@@ -252,26 +252,33 @@ def test_bias_correction_fixes_early_estimates_and_fades_later():
 
 # --------------------------------------------------------------------------- layer norm
 
-@pytest.mark.parametrize("n,d", [(1, 4), (3, 2), (6, 5), (16, 12)])
-def test_layernorm_against_torch_and_finite_differences(n, d):
-    rng = np.random.default_rng(n + d)
-    scale = 3e-3 if d == 2 else 1.0  # two values per row: keep their variance ~ eps (see make_inputs)
-    x = 1 + 2 * scale * rng.standard_normal((n, d))
-    gamma, beta, dout = rng.standard_normal(d), rng.standard_normal(d), rng.standard_normal((n, d))
-    out, cache = F.layernorm_forward(x, gamma, beta)
+def check_against_torch(forward, backward, torch_fn, x, gamma, beta, dout, h):
+    """A NumPy (forward, backward) pair against torch autograd and 4th-order finite differences."""
+    out, cache = forward(x, gamma, beta)
     xt, gt, bt = (torch.tensor(a, requires_grad=True) for a in (x, gamma, beta))
-    ref = torch.nn.functional.layer_norm(xt, (d,), gt, bt, eps=1e-5)
+    ref = torch_fn(xt, gt, bt)
     ref.backward(torch.tensor(dout))
     assert rel_error(out, ref.detach().numpy()) < 1e-10
-    grads = F.layernorm_backward(dout, cache)
+    grads = backward(dout, cache)
     inputs = [x, gamma, beta]
     for j, (g, t) in enumerate(zip(grads, (xt, gt, bt))):
         assert rel_error(g, t.grad.numpy()) < 1e-8
         def f(a, j=j):
             args = list(inputs)
             args[j] = a
-            return F.layernorm_forward(*args)[0]
-        assert rel_error(g, numerical_gradient(f, inputs[j].copy(), dout, h=3e-3 * scale, order=4)) < 1e-8
+            return forward(*args)[0]
+        assert rel_error(g, numerical_gradient(f, inputs[j].copy(), dout, h=h, order=4)) < 1e-8
+
+
+@pytest.mark.parametrize("n,d", [(1, 4), (3, 2), (6, 5), (16, 12)])
+def test_layernorm_against_torch_and_finite_differences(n, d):
+    rng = np.random.default_rng(n + d)
+    scale = 3e-3 if d == 2 else 1.0  # two values per row: keep their variance ~ eps (see make_inputs)
+    x = 1 + 2 * scale * rng.standard_normal((n, d))
+    gamma, beta, dout = rng.standard_normal(d), rng.standard_normal(d), rng.standard_normal((n, d))
+    check_against_torch(F.layernorm_forward, F.layernorm_backward,
+                        lambda xt, gt, bt: torch.nn.functional.layer_norm(xt, (d,), gt, bt, eps=1e-5),
+                        x, gamma, beta, dout, h=3e-3 * scale)
 
 
 def test_layernorm_of_one_feature_is_beta_with_zero_gradient():
@@ -280,6 +287,31 @@ def test_layernorm_of_one_feature_is_beta_with_zero_gradient():
     np.testing.assert_array_equal(out, 0.5)
     dx, _, _ = F.layernorm_backward(np.ones((3, 1)), cache)
     np.testing.assert_array_equal(dx, 0.0)
+
+
+# --------------------------------------------------------------------------- group norm
+
+@pytest.mark.parametrize("n,d,g", [(1, 6, 2), (3, 9, 3), (6, 12, 4), (4, 5, 1)])
+def test_groupnorm_against_torch_and_finite_differences(n, d, g):
+    rng = np.random.default_rng(n + d + g)
+    x = 1 + 2 * rng.standard_normal((n, d))
+    gamma, beta, dout = rng.standard_normal(d), rng.standard_normal(d), rng.standard_normal((n, d))
+    check_against_torch(lambda *a: F.groupnorm_forward(*a, g), F.groupnorm_backward,
+                        lambda xt, gt, bt: torch.nn.functional.group_norm(xt, g, gt, bt, eps=1e-5),
+                        x, gamma, beta, dout, h=1e-3)
+
+
+def test_groupnorm_of_one_group_is_layernorm():
+    rng = np.random.default_rng(0)
+    x, gamma, beta = rng.standard_normal((5, 6)), rng.standard_normal(6), rng.standard_normal(6)
+    np.testing.assert_allclose(F.groupnorm_forward(x, gamma, beta, 1)[0], F.layernorm_forward(x, gamma, beta)[0],
+                               rtol=1e-12, atol=1e-12)
+    with pytest.raises(ValueError, match="positive divisor"):
+        F.groupnorm_forward(x, gamma, beta, 4)
+    # one feature per group: x̂ = 0, the output is β and the input gradient exactly zero
+    out, cache = F.groupnorm_forward(x, gamma, beta, 6)
+    np.testing.assert_array_equal(out, np.broadcast_to(beta, x.shape))
+    np.testing.assert_array_equal(F.groupnorm_backward(np.ones_like(x), cache)[0], 0.0)
 
 
 # --------------------------------------------------------------------------- bad input
@@ -324,6 +356,89 @@ def test_bad_backward_and_inference_input():
         F.RunningStats(3, momentum=None, bias_correction=True)
 
 
+# --------------------------------------------------------------------------- caches, eps = 0, images
+
+def _caches(seed: int = 0):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((5, 4))
+    bn = F.batchnorm_forward(x, np.ones(4), np.zeros(4))[1]
+    ln = F.layernorm_forward(x, np.ones(4), np.zeros(4))[1]
+    sp = F.spatial_batchnorm_forward(rng.standard_normal((2, 4, 3, 3)), np.ones(4), np.zeros(4))[1]
+    gn = F.groupnorm_forward(x, np.ones(4), np.zeros(4), num_groups=2)[1]
+    return bn, ln, sp, gn
+
+
+@pytest.mark.parametrize("backward,wrong", [
+    (F.batchnorm_backward, "ln"), (F.batchnorm_backward_alt, "ln"), (F.layernorm_backward, "bn"),
+    (F.batchnorm_backward, "sp"), (F.layernorm_backward, "sp"), (F.spatial_batchnorm_backward, "bn"),
+    (F.groupnorm_backward, "bn"), (F.groupnorm_backward, "ln"), (F.batchnorm_backward, "gn"),
+    (F.layernorm_backward, "gn"),
+])
+def test_each_backward_refuses_a_cache_its_forward_did_not_make(backward, wrong):
+    caches = dict(zip(("bn", "ln", "sp", "gn"), _caches()))
+    cache = caches[wrong]
+    dout = np.ones(np.shape(cache["x"]))
+    with pytest.raises(ValueError, match="cache") as info:
+        backward(dout, cache)
+    assert "_forward" in str(info.value)
+
+
+def test_a_hand_built_layernorm_cache_without_the_layer_key_is_refused_by_batchnorm_backward():
+    """Recognised by the statistics' shape too: (N, 1) per example is layer norm's."""
+    _, ln, _, _ = _caches()
+    ln = {k: v for k, v in ln.items() if k != "layer"}
+    with pytest.raises(ValueError, match=r"\(D,\) per feature"):
+        F.batchnorm_backward(np.ones((5, 4)), ln)
+
+
+def test_eps_zero_with_a_constant_feature_is_refused_not_nan():
+    x = np.random.default_rng(1).standard_normal((6, 3))
+    x[:, 2] = 0.0  # a border pixel: 0 in every image
+    with pytest.raises(ValueError, match="eps=0 and feature 2 is constant"):
+        F.batchnorm_forward(x, np.ones(3), np.zeros(3), eps=0.0)
+    with pytest.raises(ValueError, match="eps > 0"):
+        F.layernorm_forward(np.ones((2, 3)), np.ones(3), np.zeros(3), eps=0.0)
+    out, _ = F.batchnorm_forward(x, np.ones(3), np.zeros(3))  # the default eps: finite, column 2 is β
+    assert np.isfinite(out).all() and np.all(out[:, 2] == 0.0)
+    F.batchnorm_forward(x[:, :2], np.ones(2), np.zeros(2), eps=0.0)  # eps = 0 without a constant feature is fine
+
+
+def test_4d_input_error_suggests_the_spatial_recipe_not_per_pixel_flattening():
+    with pytest.raises(ValueError) as info:
+        F.batchnorm_forward(np.ones((4, 3, 2, 2)), np.ones(3), np.zeros(3))
+    message = str(info.value)
+    assert "spatial_batchnorm_forward" in message and "transpose(0, 2, 3, 1).reshape(-1, C)" in message
+
+
+@pytest.mark.parametrize("shape", [(4, 3, 5, 5), (1, 2, 3, 3), (6, 1, 1, 1), (3, 4, 2, 7)])
+def test_spatial_batchnorm_matches_torch_batchnorm2d(shape):
+    """Forward and backward against nn.BatchNorm2d in float64 (training mode)."""
+    import torch
+    rng = np.random.default_rng(sum(shape))
+    x = 1 + 3 * rng.standard_normal(shape)
+    gamma, beta, dout = rng.standard_normal(shape[1]), rng.standard_normal(shape[1]), rng.standard_normal(shape)
+    out, cache = F.spatial_batchnorm_forward(x, gamma, beta)
+    dx, dgamma, dbeta = F.spatial_batchnorm_backward(dout, cache)
+    layer = torch.nn.BatchNorm2d(shape[1]).double()
+    with torch.no_grad():
+        layer.weight.copy_(torch.from_numpy(gamma))
+        layer.bias.copy_(torch.from_numpy(beta))
+    xt = torch.from_numpy(x).requires_grad_(True)
+    yt = layer(xt)
+    yt.backward(torch.from_numpy(dout))
+    for mine, ref in ((out, yt), (dx, xt.grad), (dgamma, layer.weight.grad), (dbeta, layer.bias.grad)):
+        np.testing.assert_allclose(mine, ref.detach().numpy(), rtol=1e-10, atol=1e-12)
+    assert out.shape == dx.shape == shape
+
+
+def test_per_pixel_flattening_is_not_spatial_batch_norm():
+    """What the old advice x.reshape(len(x), -1) computes differs from nn.BatchNorm2d's per-channel statistics."""
+    x = np.random.default_rng(2).standard_normal((8, 2, 3, 3)) * np.array([1.0, 3.0]).reshape(1, 2, 1, 1)
+    spatial, _ = F.spatial_batchnorm_forward(x, np.ones(2), np.zeros(2))
+    per_pixel, _ = F.batchnorm_forward(x.reshape(len(x), -1), np.ones(18), np.zeros(18))
+    assert np.abs(spatial - per_pixel.reshape(x.shape)).max() > 0.1
+
+
 @pytest.mark.parametrize("n,d", [(2, 3), (16, 3)])
 def test_backward_nodes_equal_autograd_at_every_node(n, d):
     """Every intermediate gradient of the staged backward equals autograd's on the same graph."""
@@ -345,3 +460,13 @@ def test_backward_nodes_equal_autograd_at_every_node(n, d):
         assert rel_error(got[key], t[key].grad.numpy()) < 1e-10, key
     dx, dgamma, dbeta = F.batchnorm_backward(dout, cache)
     assert np.array_equal(dx, got["x"]) and np.array_equal(dgamma, got["gamma"]) and np.array_equal(dbeta, got["beta"])
+
+
+def test_a_hand_built_keepdims_cache_still_works_with_the_reference_backward():
+    """Statistics of shape (1, D) (a forward written with keepdims=True) are batch norm's too."""
+    x, gamma, beta, dout, _ = make_inputs(6, 3, seed=3)
+    _, cache = F.batchnorm_forward(x, gamma, beta)
+    keepdims = {k: (v.reshape(1, -1) if isinstance(v, np.ndarray) and v.ndim == 1 else v)
+                for k, v in cache.items() if k != "layer"}
+    for got, want in zip(F.batchnorm_backward_alt(dout, keepdims), F.batchnorm_backward_alt(dout, cache)):
+        np.testing.assert_allclose(np.squeeze(got), want, rtol=1e-12)

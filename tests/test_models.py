@@ -90,3 +90,56 @@ def test_wrong_input_width_is_a_clear_error():
 def test_noise_control_keeps_the_bias_it_does_not_centre():
     model = models.mlp(widths=(16,), norm="noise")
     assert model.fc1.bias is not None
+
+
+def test_bias_option_keeps_or_drops_the_hidden_bias():
+    kept = models.mlp(widths=(8, 8), norm="bn", bias=True)
+    assert kept.fc1.bias is not None and kept.fc2.bias is not None
+    dropped = models.mlp(widths=(8,), bias=False)
+    assert dropped.fc1.bias is None and dropped.out.bias is not None
+    assert models.mlp(widths=(8,), norm="bn").fc1.bias is None  # None: the automatic rule
+    with pytest.raises(ValueError, match="bias must be"):
+        models.mlp(bias="yes")
+
+
+def test_affine_false_bn_has_no_gamma_beta():
+    model = models.mlp(widths=(8,), norm="bn", norm_kwargs={"affine": False})
+    assert model.norm1.weight is None and model.norm1.bias is None
+    assert model(torch.rand(4, 784)).shape == (4, 10)
+
+
+def test_remove_bias_keeps_the_weights_and_with_bn_the_output():
+    torch.manual_seed(0)
+    biased = models.mlp(widths=(8, 8), norm="bn", bias=True)
+    with torch.no_grad():
+        biased.fc1.bias.uniform_(-3, 3)
+    x = torch.rand(16, 784)
+    before = biased(x)
+    w1 = biased.fc1.weight.clone()
+    twin = models.remove_bias(biased)
+    assert twin.fc1.bias is None and twin.fc2.bias is None and twin.out.bias is not None
+    assert torch.equal(twin.fc1.weight, w1)
+    torch.testing.assert_close(twin(x), before, rtol=0, atol=1e-5)  # BN's centring cancelled the bias
+    with pytest.raises(ValueError, match="not Linear layers"):
+        models.remove_bias(twin, layers=["norm1"])
+def test_mlp_dropout_layers_and_modes():
+    torch.manual_seed(0)
+    model = models.mlp(norm="bn", activation="relu", dropout=0.5)
+    names = [n for n, _ in model.named_children()]
+    assert names == ["flatten", "fc1", "norm1", "act1", "drop1", "fc2", "norm2", "act2", "drop2",
+                     "fc3", "norm3", "act3", "drop3", "out"]
+    assert all(model.get_submodule(f"drop{k}").p == 0.5 for k in (1, 2, 3))
+    last = models.mlp(activation="relu", dropout=0.2, dropout_layers=[3])
+    assert [n for n, _ in last.named_children() if n.startswith("drop")] == ["drop3"]
+    # training mode drops about half of the units and scales the rest by 2; eval mode is the identity
+    h = torch.ones(1000, 100)
+    out = model.drop1(h)
+    assert abs((out == 0).float().mean().item() - 0.5) < 0.05 and set(out.unique().tolist()) == {0.0, 2.0}
+    model.eval()
+    assert torch.equal(model.drop1(h), h)
+    assert [n for n, _ in models.mlp().named_children()] == ["flatten", "fc1", "act1", "fc2", "act2",
+                                                              "fc3", "act3", "out"]
+    with pytest.raises(ValueError, match="drop probability"):
+        models.mlp(dropout=1.0)
+    with pytest.raises(ValueError, match="dropout_layers"):
+        models.mlp(dropout=0.5, dropout_layers=[4])
