@@ -386,7 +386,7 @@ class BatchNorm(nn.Module):
 
 # --------------------------------------------------------------------------- noisy BN, noise, ℓp norms
 
-__all__ += ["NoisyBatchNorm", "NoiseInjection", "LpNorm", "algorithm1_noise"]
+__all__ += ["NoisyBatchNorm", "NoiseInjection", "DriftingBatchNorm", "LpNorm", "algorithm1_noise"]
 
 def algorithm1_noise(x: torch.Tensor, mean_range: float = 0.5, scale_range: tuple[float, float] = (1.0, 1.25),
                      mean_jitter: float = 0.1, scale_jitter: float = 0.1) -> tuple[torch.Tensor, torch.Tensor]:
@@ -509,6 +509,47 @@ class NoiseInjection(nn.Module):
 
     def extra_repr(self) -> str:
         return f"{self.num_features}, bias={self.bias is not None}, {_noise_repr(self.noise)}"
+
+
+class DriftingBatchNorm(BatchNorm):
+    """Batch norm followed by a slow, systematic drift of each unit's offset: a covariate-shift control.
+
+    Santurkar et al.'s noise (``NoisyBatchNorm``) is redrawn at every step and averages out over
+    time; the shift Ioffe & Szegedy (2015, §2) describe comes from parameter updates and
+    accumulates. This layer adds such an accumulating shift, independent of the data: unit j
+    gets a fixed direction d_j ~ N(0, 1) (drawn at construction from torch's RNG, so the seed
+    fixes it), and after t training steps (training-mode forward passes) the BN output y
+    becomes ``y + rate · t · d_j``. The layers above must keep tracking an input whose mean
+    moves steadily, which nothing below renormalizes away at this layer. Eval mode adds the
+    current offset without advancing t, so the network evaluated is the one being trained.
+
+    Args:
+        num_features, eps, momentum, affine: as ``BatchNorm``.
+        rate: offset added per training step, in units of d_j (e.g. 1/3000 moves each unit's
+            mean by |d_j| ≈ 0.8 on average over 3,000 steps).
+
+    Buffers: ``direction`` (C,), ``t`` (the number of training steps taken, int64 scalar).
+    Shapes: input (N, C) or (N, C, H, W); output the same.
+    """
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1, affine: bool = True,
+                 rate: float = 1e-3) -> None:
+        super().__init__(num_features, eps=eps, momentum=momentum, affine=affine)
+        if not (isinstance(rate, (int, float)) and math.isfinite(rate) and rate >= 0):
+            raise ValueError(f"rate must be a finite number >= 0 (offset per training step), got {rate!r}")
+        self.rate = float(rate)
+        self.register_buffer("direction", torch.randn(num_features))
+        self.register_buffer("t", torch.zeros((), dtype=torch.long))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = super().forward(x)
+        if self.training:
+            self.t += 1
+        offset = (self.rate * self.t.to(out.dtype)) * self.direction.to(out.dtype)
+        return out + offset.view(_channel_shape(out))
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, rate={self.rate}"
 
 
 class LpNorm(nn.Module):
@@ -875,6 +916,7 @@ NORM_KINDS: dict[str, Callable[..., nn.Module]] = {
     "noisy_bn": NoisyBatchNorm,
     "ghost_bn": GhostBatchNorm,  # BN over virtual batches (Hoffer et al. 2017): norm_kwargs={"virtual_batch_size": v}  # BN + Santurkar et al.'s Algorithm 1 noise
     "noise": NoiseInjection,  # the same noise without BN (plain-net control)
+    "drift_bn": DriftingBatchNorm,  # BN + a slow systematic drift of each unit's offset (control)
     "l1": lambda num_features, **kw: LpNorm(num_features, p=1, **kw),
     "l2": lambda num_features, **kw: LpNorm(num_features, p=2, **kw),
     "linf": lambda num_features, **kw: LpNorm(num_features, p=math.inf, **kw),
