@@ -168,3 +168,11 @@ def test_scorecard_figure(toy, tmp_path):
     fig = scorecard.plot(rows, tmp_path / "s.png")
     assert (tmp_path / "s.png").stat().st_size > 0
     plt.close(fig)
+
+
+def test_every_question_of_the_source_texts_points_at_registered_claims():
+    from bnlab.claims.questions import SEED_QUESTIONS
+    for q in SEED_QUESTIONS:
+        assert q.claims, q.text
+        for cid in q.claims:
+            claims.get(cid)
