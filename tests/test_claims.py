@@ -29,6 +29,31 @@ def test_markdown_table_has_one_row_per_claim_and_shows_the_registered_condition
                 assert k.condition() in table
 
 
+def test_markdown_table_marks_illustrations_in_a_verdict_column():
+    table = claims.claims_markdown().splitlines()
+    assert table[0].endswith("| verdict |")
+    for c, row in zip(claims.CLAIMS, table[2:]):
+        last = row.rsplit("|", 2)[1].strip()
+        if c.verdict == "illustration":
+            assert last.startswith("*illustration*"), row
+        else:
+            assert last == c.verdict, row
+
+
+def test_notebook_00_shows_the_current_claims_table():
+    """The table committed in notebook 00 is the registry's, for the notebooks in the folder: a stale
+    table (a claim added, a condition changed, a notebook landed since 00 was run) fails here."""
+    present = sorted({p.name[:2] for p in NOTEBOOKS.glob("[0-9][0-9]_*.ipynb")})
+    cells = json.loads((NOTEBOOKS / "00_setup.ipynb").read_text())["cells"]
+    cell = next(c for c in cells if c["cell_type"] == "code" and "claims.claims_markdown(" in "".join(c["source"]))
+    shown = [o["data"]["text/markdown"] for o in cell["outputs"] if "text/markdown" in o.get("data", {})]
+    assert len(shown) == 1, "notebook 00's claims table has no committed output: execute 00 in full mode"
+    want = claims.claims_markdown([c for c in claims.CLAIMS if c.notebook in present])
+    committed = "".join(shown[0])
+    assert committed == want, ("notebook 00's committed claims table differs from the registry for notebooks "
+                               f"{', '.join(present)}: re-execute notebooks/00_setup.ipynb")
+
+
 def _notebook_calls() -> list[tuple[str, str, str, str]]:
     calls = []
     for nb in sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb")):

@@ -155,10 +155,17 @@ def load_results(folder: str | Path | None = None) -> dict[str, dict[str, Any]]:
 
 def claims_markdown(claims: Sequence[Claim] = CLAIMS) -> str:
     """The claims as a Markdown table (for ``IPython.display.Markdown``): notebook, claim, source,
-    and what is measured with the conditions asserted (read from the registry)."""
-    rows = ["| notebook | claim | source | what we measure (asserted conditions) |", "|---|---|---|---|"]
+    what is measured with the conditions asserted, and the kind of result (read from the registry).
+
+    The last column is ``Claim.verdict``: "illustration" marks a claim whose checks hold by
+    construction (algebra our own code computes), so they show the claim at work but are not evidence;
+    every other verdict rests on measured checks that could have failed.
+    """
+    rows = ["| notebook | claim | source | what we measure (asserted conditions) | verdict |",
+            "|---|---|---|---|---|"]
     for c in claims:
         conds = "; ".join(f"{k.measure}: {k.condition()}" for k in c.checks if k.asserted)
         test = c.test + (f" — {conds}" if conds else "")
-        rows.append(f"| {c.notebook} | {c.statement} | {c.source} | {test} |")
+        kind = "*illustration* (holds by construction)" if c.verdict == "illustration" else c.verdict
+        rows.append(f"| {c.notebook} | {c.statement} | {c.source} | {test} | {kind} |")
     return "\n".join(rows)

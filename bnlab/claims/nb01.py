@@ -46,8 +46,8 @@ CLAIMS: tuple[Claim, ...] = (
     Claim(
         id='running-averages', notebook='01',
         statement="An EMA of batch statistics started at (0, 1) is biased for its first ~1/momentum steps, "
-                  "which bias correction removes; afterwards it averages only the last ~1/momentum batches "
-                  "and keeps a batch-noise floor that a cumulative average does not.",
+                  "which bias correction removes; afterwards it weights recent batches (mean age ~1/momentum "
+                  "steps) and keeps a batch-noise floor that a cumulative average does not.",
         source='PyTorch BatchNorm1d (momentum 0.1, start 0 and 1); Kingma & Ba 2015, §3 (bias correction)',
         test='three estimators fed the same 300 mini-batches of 60 (six streams) from a frozen layer; '
              'error vs the population statistics',
@@ -71,8 +71,8 @@ CLAIMS: tuple[Claim, ...] = (
         test='one train-mode forward pass of 1,000 test images under torch.no_grad(): buffers changed, '
              'eval-mode predictions changed',
         checks=(
-            Check('buffers-changed', 'BN buffers changed by the pass (running mean, running variance and '
-                  'batch counter of 3 layers)', 'near', 0.5, target=9),
+            Check('buffers-changed', 'BN buffers changed by the pass, of the 9 (running mean, running variance '
+                  'and batch counter of 3 layers)', '>=', 9),
             Check('predictions-changed', 'eval-mode test predictions (of 10,000) that changed, seed 0', '>', 0,
                   asserted=False),
         ),
@@ -105,10 +105,17 @@ CLAIMS: tuple[Claim, ...] = (
                   'train mode with test batches of 1,000| over seeds', '<', 0.005),
             Check('gain', 'lowest seed: test accuracy with recomputed statistics − with the EMA (eval mode)',
                   '>', 0.0, asserted=False),
+            Check('lag', 'lowest seed: test accuracy with an EMA fed 100 more training batches with the final '
+                  'weights frozen − with the EMA after training (eval mode; removes the lag, keeps the noise)',
+                  '>', 0.0, asserted=False),
+            Check('gain-over-frozen-ema', 'lowest seed: test accuracy with recomputed statistics − with an EMA fed '
+                  '100 more training batches with the final weights frozen (eval mode; what is left: the noise of the EMA)',
+                  '>', 0.0, asserted=False),
         ),
         verdict='supported', explanation=None,
         why='Recomputed statistics reproduce what the final weights\' batch statistics give (asserted), while '
-            'the EMA differs; in the full run (1,000 steps) recomputing raised accuracy on all six seeds '
-            '(shown, not asserted: after the 300 steps of the quick run one seed of three went the other way).',
+            'the EMA differs; in the full run (1,000 steps) recomputing raised accuracy on all six seeds, most '
+            'of it recovered by an EMA run on with frozen weights, i.e. lag rather than noise (shown, not '
+            'asserted: after the 300 steps of the quick run one seed of three went the other way).',
     ),
 )

@@ -22,7 +22,7 @@ CLAIMS: tuple[Claim, ...] = (
             Check('fd-five-point', 'largest relative error vs five-point differences (h = 1e-3)', '<', 1e-7),
             Check('fd-two-point', 'largest relative error vs two-point differences (h = 1e-5)', '<', 1e-5),
             Check('linear-then-bn', 'largest relative error of ∂ℓ/∂u and ∂ℓ/∂W of Linear → BN vs five-point '
-                  'differences and autograd', '<', 1e-7),
+                  'differences and autograd through nn.BatchNorm1d', '<', 1e-7),
         ),
         verdict='supported', explanation=None,
         why='Both implementations of the equations agree with autograd to round-off and with finite '
@@ -30,20 +30,24 @@ CLAIMS: tuple[Claim, ...] = (
     ),
     Claim(
         id='ones-upstream', notebook='02',
-        statement='A gradient check of BN with an all-ones upstream gradient cannot catch a wrong ∂ℓ/∂x: '
-                  'Σᵢ yᵢ = mβ does not depend on x.',
-        source='source text: notebook 02 (how homework gradient checks are set up)',
-        test='a backward that forgets the path through σ²_B, checked with all-ones and with the real upstream '
-             'gradient (five-point differences)',
+        statement='A gradient check of BN that backpropagates out.sum() (an all-ones upstream gradient) cannot '
+                  'tell a correct ∂ℓ/∂x from one that forgets the path through σ²_B: Σᵢ yᵢ = mβ does not depend '
+                  'on x.',
+        source='source text: notebook 02 (gradient checks written as out.sum().backward())',
+        test='the correct backward and one that forgets the path through σ²_B (it still removes the mean), '
+             'with all-ones and with the real upstream gradient; rel_error of each vs finite differences',
         checks=(
-            Check('buggy-passes-ones', 'its largest dx error with all-ones upstream, ÷ largest true |dx| (it '
-                  'would pass the homework checkers\' tolerance)', '<', 1e-6),
-            Check('buggy-fails-real-g', 'its largest dx error with the real upstream gradient, ÷ largest true '
-                  '|dx|', '>', 0.01),
+            Check('same-dx-ones', 'largest |buggy dx − correct dx| with all-ones upstream, ÷ largest correct |dx| '
+                  'with the real g (zero up to float64 round-off)', '<', 1e-10),
+            Check('differs-real-g', 'largest |buggy dx − correct dx| with the real upstream gradient, ÷ largest '
+                  'correct |dx|', '>', 0.01),
+            Check('same-score-ones', '|rel_error(correct, five-point differences) − rel_error(buggy, five-point '
+                  'differences)| with all-ones upstream', '<', 1e-6, asserted=False),
         ),
         verdict='illustration', explanation=None,
-        why='With ones upstream the true ∂ℓ/∂x is zero and so is the buggy one, by the algebra; the real '
-            'gradient exposes the bug.',
+        why='With ones upstream both backward passes return ∂ℓ/∂x = 0 by the algebra, so a checker gives them '
+            'the same score (both fail it, as the finite differences are round-off noise); the real gradient '
+            'separates them. A bug that keeps the mean (e.g. dx = γ·g·inv_std) is caught even with ones.',
     ),
     Claim(
         id='projection', notebook='02',
@@ -60,7 +64,7 @@ CLAIMS: tuple[Claim, ...] = (
         ),
         verdict='illustration', explanation=None,
         why='Both identities follow from the algebra of the backward pass; how much the projection removes '
-            'is shown against baselines, not asserted.',
+            'is shown against baselines (one batch, seed 0), not asserted.',
     ),
     Claim(
         id='scale-invariance', notebook='02',

@@ -57,9 +57,11 @@ CLAIMS: tuple[Claim, ...] = (
             Check('lp-lead-margin', 'worst ℓp seed − best plain seed − required lead (0.10, 0.05, 0.03 at 1k, 2k, '
                   '3k steps), worst case', '>=', 0.0),
         ),
-        verdict='supported', explanation='ics',
-        why='ℓ1, ℓ2 and ℓ∞ normalization, which control one scale per layer, train like BN: per-unit variance '
-            'control is not needed here (their landscape was not measured, so this is no evidence on smoothness).',
+        verdict='supported', explanation=None,
+        why='ℓ1, ℓ2 and ℓ∞ normalization, which centre every unit and control one scale per layer, train like BN '
+            '(seeds 0-2): per-unit variance control is not needed here. They still fix each unit\'s mean and the '
+            'layer\'s scale, so this is no test of ICS, and their landscape was not measured, so it is no evidence '
+            'on smoothness.',
     ),
     Claim(
         id='theorem-4.1', notebook='05',
@@ -84,8 +86,9 @@ CLAIMS: tuple[Claim, ...] = (
             Check('gain-deeper-layers', 'median γ²/σ² of norm2 and norm3 (the smaller) at the last recorded step, '
                   'worst seed', '>', 1.0),
         ),
-        verdict='refuted', explanation='smoothness',
-        why='In the deeper layers the pre-BN activations spread less than γ, so the gain γ²/σ² is above 1 and BN '
-            'amplifies the gradient there, the opposite of the reading.',
+        verdict='depends on the setting', explanation='smoothness',
+        why='At init std 0.1 the pre-BN activations of the deeper layers spread less than γ, so the gain γ²/σ² is '
+            'above 1 and BN amplifies the gradient there; but the gain scales as 1/‖W‖² (multiplying W by 10 divides '
+            'it by 100 without changing the function), so σ > γ fails at this weight scale, not in general.',
     ),
 )
