@@ -186,8 +186,7 @@ def heatmap(values: np.ndarray, xticklabels: Sequence, yticklabels: Sequence, ax
     ax = new_axes(ax)
     v = np.asarray(values, dtype=float)
     shown = np.ma.masked_array(v, mask=mask if mask is not None else ~np.isfinite(v))
-    colormap = plt.get_cmap(cmap).copy()
-    colormap.set_bad("#dddddd")                     # masked cells: light grey, labelled in black
+    colormap = plt.get_cmap(cmap).with_extremes(bad="#dddddd")   # masked cells: light grey, labelled in black
     im = ax.imshow(shown, cmap=colormap, vmin=vmin, vmax=vmax, aspect="auto")
     ax.set_xticks(range(v.shape[1]), [str(t) for t in xticklabels])
     ax.set_yticks(range(v.shape[0]), [str(t) for t in yticklabels])
