@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import torch
 
-from bnlab.layers import BatchNorm, _channel_shape, _check_input, _reduce_dims
+from bnlab.layers import BatchNorm, _channel_shape, _compute_dtype, _reduce_dims
 
 __all__ = ["DetachedBatchNorm", "ReestimatedBatchNorm", "FrozenBatchNorm", "MeanOnlyBatchNorm",
            "ScaleOnlyBatchNorm", "VARIANT_KINDS"]
@@ -49,9 +49,9 @@ class _PartialBatchNorm(BatchNorm):
         self.detach = bool(detach)
 
     def _check_batch(self, x: torch.Tensor) -> int:
-        _check_input(x, self.num_features, type(self).__name__)
+        self._check_forward(x)  # BatchNorm's checks: shape, dtype against the parameters, eps in training
         m = x.numel() // x.shape[1]
-        if self.training and m < 2:
+        if self.training and m == 1:
             raise ValueError(
                 f"{type(self).__name__} expects more than 1 value per channel when training, got input size "
                 f"{tuple(x.shape)}: batch statistics of a single value are undefined. Use a batch of at "
@@ -59,22 +59,26 @@ class _PartialBatchNorm(BatchNorm):
         return m
 
     def _normalize(self, x: torch.Tensor, mean: torch.Tensor, var: torch.Tensor) -> torch.Tensor:
-        """γ ⊙ (x − μ)/√(σ² + ε) + β with the switched-off parts left out; μ, σ² of shape (C,)."""
+        """γ ⊙ (x − μ)/√(σ² + ε) + β with the switched-off parts left out; μ, σ² of shape (C,).
+        float16/bfloat16 input is computed in float32 and returned in its own dtype, as ``BatchNorm``."""
         shape = _channel_shape(x)
-        out = x
+        ct = _compute_dtype(x.dtype)
+        out = x.to(ct)
         if self.center:
-            out = out - mean.view(shape)
+            out = out - mean.to(ct).view(shape)
         if self.scale:
-            out = out * torch.rsqrt(var + self.eps).view(shape)
+            out = out * torch.rsqrt(var.to(ct) + self.eps).view(shape)
         if self.affine:
-            out = out * self.weight.view(shape) + self.bias.view(shape)
-        return out
+            out = out * self.weight.to(ct).view(shape) + self.bias.to(ct).view(shape)
+        return out.to(x.dtype)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         m = self._check_batch(x)
+        if self.training and m == 0:
+            return self._empty_batch(x)  # as BatchNorm (and torch): empty output, statistics unchanged
         if not self.training:
             return self._normalize(x, self.running_mean, self.running_var)
-        var, mean = torch.var_mean(x, dim=_reduce_dims(x), correction=0)
+        var, mean = torch.var_mean(x.to(_compute_dtype(x.dtype)), dim=_reduce_dims(x), correction=0)
         self._update_running(mean, var, m)
         if self.detach:
             mean, var = mean.detach(), var.detach()
@@ -162,13 +166,14 @@ class ReestimatedBatchNorm(_PartialBatchNorm):
         self.register_buffer("ema_var", torch.ones(num_features))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self._check_batch(x)
+        if self._check_batch(x) == 0 and self.training:
+            return self._empty_batch(x)
         if self.training:
             t = int(self.num_batches_tracked)
             with torch.no_grad():
-                var, mean = torch.var_mean(x, dim=_reduce_dims(x), correction=0)
+                var, mean = torch.var_mean(x.to(_compute_dtype(x.dtype)), dim=_reduce_dims(x), correction=0)
                 f = 1.0 if t == 0 else (1.0 / (t + 1) if self.momentum is None else self.momentum)
-                torch._foreach_lerp_([self.ema_mean, self.ema_var], [mean, var], f)
+                torch._foreach_lerp_([self.ema_mean, self.ema_var], [mean.to(self.ema_mean.dtype), var.to(self.ema_var.dtype)], f)
                 if (self.every is None and t == 0) or (self.every is not None and t % self.every == 0):
                     self.running_mean.copy_(self.ema_mean)
                     self.running_var.copy_(self.ema_var)

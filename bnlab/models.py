@@ -7,9 +7,10 @@ from typing import Sequence
 import torch
 from torch import nn
 
+from bnlab import arguments as A
 from bnlab.layers import BatchNorm, LpNorm, make_norm
 
-__all__ = ["mlp", "ACTIVATIONS", "INITS", "lsuv", "deep_linear", "dln_data", "dln_loss"]
+__all__ = ["mlp", "remove_bias", "ACTIVATIONS", "INITS", "lsuv", "deep_linear", "dln_data", "dln_loss"]
 
 # Layer kinds that do not subtract a mean, so a bias before them is not redundant.
 KEEPS_BIAS = frozenset({"noise"})
@@ -34,7 +35,8 @@ INITS = {
 def mlp(widths: Sequence[int] = (100, 100, 100), activation: str = "sigmoid", norm: str | None = None,
         placement: str = "before", init_std: float | None = None, in_features: int = 784,
         num_classes: int = 10, norm_kwargs: dict | None = None, init: str | None = None,
-        dropout: float = 0.0, dropout_layers: Sequence[int] | None = None) -> nn.Sequential:
+        dropout: float = 0.0, dropout_layers: Sequence[int] | None = None,
+        bias: bool | None = None) -> nn.Sequential:
     """A fully connected classifier, optionally with a normalization layer per hidden layer.
 
     Layers are named so probes can find them: ``flatten``, then for hidden layer
@@ -51,7 +53,12 @@ def mlp(widths: Sequence[int] = (100, 100, 100), activation: str = "sigmoid", no
             None keeps PyTorch's default (uniform, Kaiming-style) initialisation.
         in_features: inputs per example (images are flattened; 784 for 28×28).
         num_classes: outputs (logits).
-        norm_kwargs: extra keyword arguments for each norm layer (e.g. ``{"momentum": 0.01}``).
+        norm_kwargs: extra keyword arguments for each norm layer (e.g. ``{"momentum": 0.01}``,
+            or ``{"affine": False}`` for BN without γ and β).
+        bias: whether the hidden Linear layers have a bias. None (default) applies the rule
+            below; True keeps it even before a norm layer (to show that it is redundant:
+            the norm's centring cancels it, Ioffe & Szegedy 2015, §3.2); False drops it everywhere.
+            The output layer always has a bias.
         init: a named initialisation instead of ``init_std``: "he" (Kaiming: weights
             ~ N(0, 2/fan_in), He et al. 2015 §2.2, for ReLU) or "xavier" (Glorot: weights
             ~ N(0, 2/(fan_in + fan_out)), Glorot & Bengio 2010 eq. 16); every bias = 0.
@@ -73,14 +80,23 @@ def mlp(widths: Sequence[int] = (100, 100, 100), activation: str = "sigmoid", no
         raise ValueError(f"unknown activation {activation!r}: choose one of {sorted(ACTIVATIONS)}")
     if placement not in ("before", "after"):
         raise ValueError(f"placement must be 'before' or 'after' the activation, got {placement!r}")
-    if len(widths) == 0 or any(int(w) < 1 for w in widths):
-        raise ValueError(f"widths must be a non-empty sequence of positive ints, got {tuple(widths)}")
+    if isinstance(widths, (int, str)) or not isinstance(widths, Sequence) or len(widths) == 0 or any(
+            isinstance(w, bool) or not isinstance(w, int) or w < 1 for w in widths):
+        raise ValueError(f"widths must be a non-empty sequence of positive ints, one per hidden layer, e.g. "
+                         f"(100, 100, 100) or (100,) for one layer; got {widths!r}.")
+    A.integer("in_features", in_features, minimum=1, hint="784 for 28×28 images (data.in_features).")
+    A.integer("num_classes", num_classes, minimum=1, hint="10 for Fashion-MNIST.")
+    if norm_kwargs is not None and not isinstance(norm_kwargs, dict):
+        raise TypeError(f"norm_kwargs must be a dict of keyword arguments for the norm layers, e.g. "
+                        f"{{'momentum': 0.01}}; got {type(norm_kwargs).__name__}.")
     if init_std is not None and not init_std > 0:
         raise ValueError(f"init_std must be positive (or None for PyTorch's default), got {init_std}")
     if init is not None and init not in INITS:
         raise ValueError(f"unknown init {init!r}: choose one of {sorted(INITS)} or None (then init_std applies)")
     if init is not None and init_std is not None:
         raise ValueError(f"give either init={init!r} or init_std={init_std}, not both")
+    if bias not in (None, True, False):
+        raise ValueError(f"bias must be None (automatic), True or False, got {bias!r}")
     if not 0.0 <= dropout < 1.0:
         raise ValueError(f"dropout is a drop probability in [0, 1), got {dropout}")
     dropped = set(range(1, len(widths) + 1)) if dropout_layers is None else {int(k) for k in dropout_layers}
@@ -91,8 +107,8 @@ def mlp(widths: Sequence[int] = (100, 100, 100), activation: str = "sigmoid", no
     layers: "OrderedDict[str, nn.Module]" = OrderedDict(flatten=nn.Flatten())
     fan_in = in_features
     for k, width in enumerate(widths, start=1):
-        bias = norm is None or norm in KEEPS_BIAS or placement == "after"
-        layers[f"fc{k}"] = nn.Linear(fan_in, width, bias=bias)
+        auto = norm is None or norm in KEEPS_BIAS or placement == "after"
+        layers[f"fc{k}"] = nn.Linear(fan_in, width, bias=auto if bias is None else bias)
         if norm is not None and placement == "before":
             layers[f"norm{k}"] = make_norm(norm, width, **norm_kwargs)
         layers[f"act{k}"] = ACTIVATIONS[activation]()
@@ -146,6 +162,9 @@ def _preactivation_stats(model: nn.Module, layer: nn.Linear, x: torch.Tensor, pe
     handle = layer.register_forward_hook(lambda _m, _inp, out: captured.append(out.detach()))
     try:
         model(x)
+    except RuntimeError as err:
+        raise ValueError(f"the model cannot take x of shape {tuple(x.shape)}: {err}. Pass a batch of the "
+                         "training inputs the model was built for (e.g. mlp(in_features=...)).") from err
     finally:
         handle.remove()
     z = captured[0].reshape(-1, captured[0].shape[-1]).double()
@@ -249,6 +268,27 @@ def lsuv(model: nn.Module, x: torch.Tensor, tol: float = 1e-3, max_iter: int = 1
     return model
 
 
+def remove_bias(model: nn.Module, layers: Sequence[str] | None = None) -> nn.Module:
+    """Remove the bias of Linear layers in place (the weights stay as they are); returns ``model``.
+
+    ``remove_bias(mlp(..., norm="bn", bias=True))`` is the biased net's exact twin
+    without the redundant bias before BN: same weights, same seed, one difference.
+
+    Args:
+        layers: module names, default every hidden layer ``fc1``..``fc{L}`` (not ``out``).
+    Raises: ValueError for a name that is not a Linear layer of the model.
+    """
+    modules = dict(model.named_modules())
+    names = list(layers) if layers is not None else [n for n in modules if n.startswith("fc")]
+    bad = [n for n in names if not isinstance(modules.get(n), nn.Linear)]
+    if bad:
+        raise ValueError(f"{bad} are not Linear layers of the model; Linear layers: "
+                         f"{[n for n, m in modules.items() if isinstance(m, nn.Linear)]}")
+    for n in names:
+        modules[n].register_parameter("bias", None)
+    return model
+
+
 # --------------------------------------------------------------------------- deep linear network
 
 def deep_linear(depth: int = 25, width: int = 10, bn: bool = False, init_std: float | None = None,
@@ -271,8 +311,8 @@ def deep_linear(depth: int = 25, width: int = 10, bn: bool = False, init_std: fl
 
     Shapes: input (N, width), output (N, width).
     """
-    if int(depth) < 1 or int(width) < 1:
-        raise ValueError(f"depth and width must be positive ints, got depth={depth}, width={width}")
+    A.integer("depth", depth, minimum=1, hint="The paper's deep linear network has depth=25.")
+    A.integer("width", width, minimum=1, hint="The paper's deep linear network has width=10.")
     std = width ** -0.5 if init_std is None else init_std
     if not std > 0:
         raise ValueError(f"init_std must be positive (or None for 1/sqrt(width)), got {init_std}")

@@ -33,10 +33,18 @@ COLORS: dict[str, str] = {
     "linf": "#e377c2",
     "torch_bn": "#aec7e8",
     "lsuv": "#bcbd22",  # the well-scaled start: plain net after models.lsuv
+    # the BN variants of notebook 09 (bnlab.layers_variants)
+    "bn_detached": "#e7298a",
+    "bn_frozen": "#a6761d",
+    "bn_reestimated": "#e6ab02",
+    "bn_mean": "#7570b3",
+    "bn_scale": "#1b9e77",
 }
 _ALIASES = {"no bn": "plain", "none": "plain", "baseline": "plain", "batchnorm": "bn", "with bn": "bn",
             "noisy bn": "noisy_bn", "layernorm": "ln", "groupnorm": "gn", "ℓ1": "l1", "ℓ2": "l2", "ℓ∞": "linf",
-            "well-scaled start": "lsuv", "well-scaled": "lsuv", "plain + lsuv": "lsuv"}
+            "well-scaled start": "lsuv", "well-scaled": "lsuv", "plain + lsuv": "lsuv",
+            "detached": "bn_detached", "frozen": "bn_frozen", "re-estimated": "bn_reestimated",
+            "mean-only": "bn_mean", "scale-only": "bn_scale"}
 
 FIGURE_DIR = Path(__file__).resolve().parent.parent / "figures"
 

@@ -10,6 +10,8 @@ One module per role; every public name is importable from ``bnlab.probes``:
 - ``ics``          internal covariate shift (Santurkar et al. 2018, Def. 2.1)
 - ``landscape``    loss range, gradient predictiveness, effective β-smoothness (Santurkar et al. 2018, §3)
 - ``bn_terms``     the ingredients of Santurkar et al. 2018, Theorem 4.1
+- ``weights``      weight norms, effective learning rate η/‖W‖², angular updates, scale invariance
+- ``shape``        excess kurtosis per unit and of a layer's pooled histogram
 - ``curvature``    the top Hessian eigenvalue (sharpness) by power iteration on Hessian-vector products
 - ``inference``    accuracy with running vs batch vs recomputed BN statistics; end-of-training probes
 - ``noise``        the spread of batch statistics and dropout's variance shift, measured and predicted
@@ -24,9 +26,12 @@ from bnlab.probes.ics import layer_groups, ICS, ics, ics_probe, stack_ics, ics_s
 from bnlab.probes.landscape import DEFAULT_STEP_MULTIPLIERS, Landscape, landscape, landscape_probe, stack_landscapes
 from bnlab.probes.jacobians import STATISTICS, blocks, frozen_statistics, layer_jacobians, input_output_jacobian, batch_jacobians, JacobianSpectra, jacobian_spectra
 from bnlab.probes.bn_terms import BNGradientTerms, bn_gradient_terms, bn_gradient_probe
+from bnlab.probes.weights import (weight_layers, weight_norms, effective_learning_rates, angle,
+                                  grad_weight_cosine, scale_response, WeightProbe, ParameterSnapshot)
+from bnlab.probes.shape import excess_kurtosis, pooled_excess_kurtosis, KurtosisProbe
 from bnlab.probes.curvature import TopEigenvalue, hessian_vector_product, top_hessian_eigenvalue, Sharpness
 from bnlab.probes.inference import STATISTICS, evaluate, with_population_statistics, final
-from bnlab.probes.noise import batch_statistics, batch_mean_std, batch_variance_std, dropout_variance_ratio
+from bnlab.probes.noise import batch_statistics, batch_mean_std, batch_variance_std, dropout_variance_ratio, dropout_variance_shift
 
 __all__ = [
     "STATISTICS",
@@ -37,6 +42,7 @@ __all__ = [
     "batch_mean_std",
     "batch_variance_std",
     "dropout_variance_ratio",
+    "dropout_variance_shift",
     "DEFAULT_PERCENTILES",
     "ACTIVATION_TYPES",
     "MODES",
@@ -83,6 +89,17 @@ __all__ = [
     "bn_gradient_terms",
     "window_means",
     "bn_gradient_probe",
+    "weight_layers",
+    "weight_norms",
+    "effective_learning_rates",
+    "angle",
+    "grad_weight_cosine",
+    "scale_response",
+    "WeightProbe",
+    "ParameterSnapshot",
+    "excess_kurtosis",
+    "pooled_excess_kurtosis",
+    "KurtosisProbe",
     "TopEigenvalue",
     "hessian_vector_product",
     "top_hessian_eigenvalue",

@@ -17,7 +17,8 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from bnlab.probes.core import LossOf, batch_loss, preserved_state, _check_mode
+from bnlab import arguments as A
+from bnlab.probes.core import LossOf, _check_loss_of, _check_tensor, batch_loss, preserved_state, _check_mode
 
 __all__ = ["TopEigenvalue", "hessian_vector_product", "top_hessian_eigenvalue", "Sharpness"]
 
@@ -34,6 +35,14 @@ def hessian_vector_product(loss: torch.Tensor, params: Sequence[torch.Tensor],
     Returns:
         H v as one tensor per parameter (zeros where the loss does not depend on a parameter).
     """
+    params, vector = list(params), list(vector)
+    if len(vector) != len(params) or any(not isinstance(v, torch.Tensor) or v.shape != p.shape
+                                         for v, p in zip(vector, params)):
+        raise ValueError(f"vector must hold one tensor shaped like each parameter: params have shapes "
+                         f"{[tuple(p.shape) for p in params]}, vector has "
+                         f"{[tuple(v.shape) if isinstance(v, torch.Tensor) else type(v).__name__ for v in vector]}.")
+    if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
+        raise ValueError("loss must be a scalar tensor (e.g. loss_fn(model(x), y)), built with a graph.")
     grads = torch.autograd.grad(loss, params, create_graph=True, allow_unused=True)
     return _hvp(grads, params, vector)
 
@@ -97,8 +106,9 @@ def top_hessian_eigenvalue(model: nn.Module, loss_of: LossOf, iters: int = 20, t
         double-backward per iteration.
     """
     _check_mode(mode)
-    if int(iters) < 1:
-        raise ValueError(f"iters must be >= 1, got {iters}")
+    A.integer("iters", iters, minimum=1)
+    A.real("tol", tol, minimum=0)
+    _check_loss_of(loss_of)
     with preserved_state(model):
         model.train(mode == "train")
         ps = [p for p in (model.parameters() if params is None else params) if p.requires_grad]
@@ -137,24 +147,45 @@ class Sharpness:
     gradient descent with step η (Cohen et al. 2021). The batch is fixed, so the
     series measures the landscape, not batch-to-batch noise.
 
+    With ``batch_size`` the loss is the mean of the losses of consecutive batches of
+    that size (each normalized by its own statistics in a BN net): the average loss
+    SGD with that batch size descends, on fixed batches.
+
     Args:
-        x: (B, ...) inputs, y: (B,) labels of the fixed batch (e.g. the first 1,000 training images).
+        x: (B, ...) inputs, y: (B,) labels of the fixed batch (e.g. 600 training images).
         every: probe period in steps (None: ``fit``'s ``probe_every``).
+        batch_size: split (x, y) into consecutive batches of this size (B must be a multiple
+            of it); None: one batch of B.
         iters, tol, mode, seed: as ``top_hessian_eigenvalue``.
+
+    Raises:
+        ValueError: x and y differ in length, B is not a multiple of ``batch_size``, or a bad ``mode``.
     """
 
-    def __init__(self, x: torch.Tensor, y: torch.Tensor, every: int | None = None, iters: int = 20,
-                 tol: float = 1e-3, mode: str = "train", seed: int = 0) -> None:
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, every: int | None = None, batch_size: int | None = None,
+                 iters: int = 20, tol: float = 1e-3, mode: str = "train", seed: int = 0) -> None:
         _check_mode(mode)
+        _check_tensor(x, "x")
+        if not isinstance(y, torch.Tensor):
+            raise TypeError(f"y must be a torch tensor, got {type(y).__name__}.")
         if len(x) != len(y):
             raise ValueError(f"x and y differ in length: {len(x)} vs {len(y)}")
-        self.x, self.y = x, y
+        A.integer("iters", iters, minimum=1)
+        A.real("tol", tol, minimum=0)
+        if batch_size is not None and (batch_size < 1 or len(x) % batch_size):
+            raise ValueError(f"batch_size={batch_size} must divide the {len(x)} examples of the fixed batch")
+        self.x, self.y, self.batch_size = x, y, batch_size
         if every is not None:
             self.every = int(every)
         self.iters, self.tol, self.mode, self.seed = iters, tol, mode, seed
 
     def __call__(self, ctx) -> float:
         x, y = self.x.to(ctx.x.device), self.y.to(ctx.x.device)
-        result = top_hessian_eigenvalue(ctx.model, batch_loss(ctx.loss_fn, x, y), iters=self.iters,
-                                        tol=self.tol, mode=self.mode, seed=self.seed)
+        if self.batch_size is None:
+            loss_of = batch_loss(ctx.loss_fn, x, y)
+        else:
+            xs, ys = x.split(self.batch_size), y.split(self.batch_size)
+            loss_of = lambda model: sum(ctx.loss_fn(model(a), b) for a, b in zip(xs, ys)) / len(xs)
+        result = top_hessian_eigenvalue(ctx.model, loss_of, iters=self.iters, tol=self.tol, mode=self.mode,
+                                        seed=self.seed)
         return result.value

@@ -7,7 +7,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from bnlab.probes.core import _check_mode, _device_of, preserved_state
+from bnlab.probes.core import _check_mode, _check_model, _check_tensor, _device_of, preserved_state
 
 
 def gradient_norms(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
@@ -29,6 +29,10 @@ def gradient_norms(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
     Returns: name → ‖∂loss/∂θ‖₂, in the model's order.
     """
     _check_mode(mode)
+    _check_model(model)
+    _check_tensor(x, "x")
+    if loss_fn is None:  # cross-entropy takes class indices
+        _check_tensor(y, "y", floating=False)
     if params == "weights":
         chosen = [(name.rsplit(".", 1)[0] if "." in name else name, p) for name, p in model.named_parameters()
                   if name.split(".")[-1] == "weight" and p.ndim >= 2 and p.requires_grad]

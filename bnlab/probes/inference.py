@@ -16,7 +16,8 @@ import torch
 from torch import nn
 
 from bnlab.layers import batchnorm_layers, recompute_population_statistics
-from bnlab.probes.core import preserved_state
+from bnlab import arguments as A
+from bnlab.probes.core import _check_model, _check_tensor, preserved_state
 
 __all__ = ["STATISTICS", "evaluate", "with_population_statistics", "final"]
 
@@ -45,6 +46,10 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, statistics: str
     """
     if statistics not in STATISTICS:
         raise ValueError(f"statistics must be 'running' (eval mode) or 'batch' (each test batch's own), got {statistics!r}")
+    _check_model(model)
+    _check_tensor(x, "x")
+    _check_tensor(y, "y", floating=False)
+    A.integer("batch_size", batch_size, minimum=1)
     bns = batchnorm_layers(model)
     if statistics == "batch" and (not bns or batch_size < 2):
         raise ValueError("statistics='batch' needs a model with BN layers and batch_size >= 2, got "
@@ -90,6 +95,10 @@ def final(fn: Callable[[nn.Module], Any]) -> Callable:
     it also calls it at step 0, where this probe returns None without calling ``fn``. Read the
     result as ``history.probes[name][-1]``. ``fn`` must leave the model unchanged (see ``evaluate``).
     """
+    if not callable(fn):
+        raise TypeError(f"fn must be a function of the model, e.g. final(lambda model: evaluate(model, x, y)); "
+                        f"got {type(fn).__name__}.")
+
     def probe(ctx) -> Any:
         return None if ctx.step == 0 else fn(ctx.model)
     probe.every = 10 ** 12

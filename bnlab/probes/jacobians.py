@@ -43,7 +43,7 @@ import torch
 from torch import nn
 
 from bnlab.probes.activations import ACTIVATION_TYPES
-from bnlab.probes.core import _device_of, preserved_state
+from bnlab.probes.core import _check_model, _check_tensor, _device_of, preserved_state
 
 __all__ = ["STATISTICS", "blocks", "frozen_statistics", "layer_jacobians", "input_output_jacobian",
            "batch_jacobians", "JacobianSpectra", "jacobian_spectra"]
@@ -106,6 +106,8 @@ def frozen_statistics(model: nn.Module, x: torch.Tensor) -> nn.Module:
 
     Shapes: x (B, ...) with B >= 2.
     """
+    _check_model(model)
+    _check_tensor(x, "x")
     if x.shape[0] < 2:
         raise ValueError(f"batch statistics need a batch of at least 2 examples, got x of shape {tuple(x.shape)}")
     frozen = copy.deepcopy(model)
@@ -295,6 +297,8 @@ def jacobian_spectra(model: nn.Module, x: torch.Tensor, statistics: str = "froze
         Yang et al. 2019 (the batch Jacobian and gradient explosion).
     """
     _check_statistics(statistics)
+    _check_model(model)
+    _check_tensor(x, "x")
     if only is not None and statistics == "frozen":
         raise ValueError("only= selects blocks for statistics='batch'; the frozen spectra are cheap and "
                          "always cover every block (drop only=, or pass statistics='batch')")

@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from bnlab import arguments as A
+
 __all__ = ["batch_statistics", "batch_mean_std", "batch_variance_std", "dropout_variance_ratio"]
 
 
@@ -29,16 +31,29 @@ def batch_statistics(values: torch.Tensor, m: int, num_batches: int = 2000, seed
     """
     if m < 2:
         raise ValueError(f"m must be >= 2 (one value has no batch variance), got {m}")
+    A.integer("m", m, minimum=2)
+    A.integer("num_batches", num_batches, minimum=1)
+    if not isinstance(values, torch.Tensor):
+        raise TypeError(f"values must be a torch tensor (N,) or (N, C), got {type(values).__name__}; "
+                        "convert a NumPy array with torch.from_numpy(values).")
     v = values.double()
     gen = torch.Generator().manual_seed(seed)
     idx = torch.randint(len(v), (num_batches, m), generator=gen)
-    batches = v[idx]                                 # (B, m) or (B, m, C)
-    var, mean = torch.var_mean(batches, dim=1, correction=0)
-    return mean.numpy(), var.numpy()
+    per_batch = m * (v[0].numel())
+    chunk = max(1, 2 ** 22 // per_batch)             # gather at most ~4M values (32 MB) at a time
+    means, variances = [], []
+    for i in range(0, num_batches, chunk):
+        batches = v[idx[i:i + chunk]]                # (b, m) or (b, m, C)
+        var, mean = torch.var_mean(batches, dim=1, correction=0)
+        means.append(mean)
+        variances.append(var)
+    return torch.cat(means).numpy(), torch.cat(variances).numpy()
 
 
 def batch_mean_std(std: float | np.ndarray, m: int | np.ndarray) -> np.ndarray:
     """Standard deviation of the mean of m i.i.d. values of standard deviation σ: σ/√m."""
+    if np.any(np.asarray(m) < 1):
+        raise ValueError(f"m is a batch size and must be >= 1, got {m}.")
     return np.asarray(std, dtype=float) / np.sqrt(np.asarray(m, dtype=float))
 
 
@@ -46,11 +61,13 @@ def batch_variance_std(var: float | np.ndarray, kurtosis: float | np.ndarray, m:
     """Standard deviation of the biased batch variance σ_B² of m i.i.d. values.
 
     With population variance σ² and kurtosis κ = E[(x−μ)⁴]/σ⁴ (3 for a Gaussian), the unbiased
-    sample variance s² has Var(s²) = σ⁴ (κ/m − (m−3)/(m(m−1))) (e.g. Cramér 1946, §27.4), and
+    sample variance s² has Var(s²) = σ⁴ (κ/m − (m−3)/(m(m−1))) (the classical variance of the sample variance), and
     σ_B² = (m−1)/m · s², so std(σ_B²) = (m−1)/m · σ² √(κ/m − (m−3)/(m(m−1))). For large m this
     is σ² √((κ−1)/m): heavier tails (larger κ) make the variance noisier.
     """
     m = np.asarray(m, dtype=float)
+    if np.any(m < 2):
+        raise ValueError(f"m is a batch size and must be >= 2 for a batch variance, got {m}.")
     var = np.asarray(var, dtype=float)
     kurtosis = np.asarray(kurtosis, dtype=float)
     return (m - 1) / m * var * np.sqrt(kurtosis / m - (m - 3) / (m * (m - 1)))
@@ -69,3 +86,51 @@ def dropout_variance_ratio(mean: float | np.ndarray, var: float | np.ndarray, ke
     c2 = np.asarray(mean, dtype=float) ** 2
     v = np.asarray(var, dtype=float)
     return ((c2 + v) / keep - c2) / v
+
+
+__all__ += ["dropout_variance_shift"]
+
+
+@torch.no_grad()
+def dropout_variance_shift(model: torch.nn.Module, x: torch.Tensor, dropout: str, after: str,
+                           seed: int = 0) -> dict[str, np.ndarray]:
+    """The variance shift of one dropout layer, measured on ``x`` (Li et al. 2019, §3).
+
+    The model runs in eval mode twice on ``x``: once as at test time, once with only the
+    dropout module ``dropout`` in training mode (fresh masks from a generator seeded with
+    ``seed``; the global RNG is restored). Recorded: the units entering the dropout layer,
+    what leaves it, and the input of module ``after`` (e.g. the next BN layer, whose running
+    statistics were collected with dropout on). The model is left bit-identical.
+
+    Returns: a dict of (C,) or (D,) float64 arrays over the N examples:
+        ``mean``, ``var``: mean c and variance v of each unit entering dropout;
+        ``var_train``: variance of each unit leaving dropout in training mode;
+        ``next_var_test``, ``next_var_train``: variance of each unit entering ``after``,
+        dropout off and on;
+        and ``keep``: the keep probability p = 1 − q (a float).
+    """
+    from bnlab.probes.core import _modules_by_name, preserved_state
+
+    mods = _modules_by_name(model, [dropout, after])
+    drop, nxt = mods[dropout], mods[after]
+    if not isinstance(drop, torch.nn.Dropout):
+        raise ValueError(f"module {dropout!r} is {type(drop).__name__}, not nn.Dropout")
+    seen: dict[str, torch.Tensor] = {}
+    hooks = [drop.register_forward_hook(lambda m, a, out: seen.update(unit=a[0].double(), dropped=out.double())),
+             nxt.register_forward_pre_hook(lambda m, a: seen.update(next=a[0].double()))]
+    try:
+        with preserved_state(model):
+            model.eval()
+            model(x)
+            test = dict(seen)
+            drop.train()
+            torch.manual_seed(seed)
+            model(x)
+            train = dict(seen)
+    finally:
+        for h in hooks:
+            h.remove()
+    var, mean = torch.var_mean(test["unit"], dim=0, correction=0)
+    return dict(mean=mean.numpy(), var=var.numpy(), var_train=train["dropped"].var(0, unbiased=False).numpy(),
+                next_var_test=test["next"].var(0, unbiased=False).numpy(),
+                next_var_train=train["next"].var(0, unbiased=False).numpy(), keep=1.0 - drop.p)
