@@ -21,8 +21,9 @@ CLAIMS: tuple[Claim, ...] = (
                   '<', 0.15),
             Check('relu-lr1', 'ReLU MLP, η = 1, 500 steps: worst BN run − best plain run over 4 inits × seeds, test accuracy',
                   '>', 0.35),
-            Check('relu-bn-lr20-diverges', 'ReLU MLP + BN, η = 20: fraction of runs (inits 0.01, 0.1, default × seeds) '
-                  'that fit flags as diverged and returns', '>=', 1.0),
+            Check('relu-bn-lr20-diverges', 'ReLU MLP + BN, η = 20: fraction of runs (inits 0.01, 0.1, default × seeds 0–5) '
+                  'that fit flags as diverged and returns (pre-registered: all; measured 13 of 18)', '>=', 1.0,
+                  asserted=False),
             Check('lead-at-best-lr', "sigmoid MLP: BN's median accuracy at its best η − plain + LSUV's at its best η "
                   '(seeds 0–2, 500 steps)', '<', 0.03, asserted=False),
             Check('usable-lr-ratio', 'sigmoid MLP: largest usable η (every seed ≥ 0.70) of BN / the larger of plain and '
@@ -30,7 +31,7 @@ CLAIMS: tuple[Claim, ...] = (
         ),
         verdict='supported', explanation='learning-rate',
         why='BN trains at learning rates 10–20 where the plain net and the well-scaled start are at chance, but at each '
-            "arm's own best rate its lead is small, and ReLU + BN still diverges at 20: much higher, not arbitrary.",
+            "arm's own best rate its lead is small, and ReLU + BN diverges at 20 in most runs: much higher, not arbitrary.",
     ),
     Claim(
         id='init-insensitivity', notebook='06',
