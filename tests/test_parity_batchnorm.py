@@ -59,7 +59,9 @@ def test_double_backward_with_any_subset_requiring_grad(shape, needs):
         inputs = [t for t, name in ((x, "input"), (layer.weight, "weight"), (layer.bias, "bias")) if name in needs]
         loss = ((layer(x) - target) ** 3).sum()  # cubic: the Hessian depends on the output too
         grads = torch.autograd.grad(loss, inputs, create_graph=True)
-        v = [torch.ones_like(g) for g in grads]
+        # a random direction: with v = 1 the input part would vanish (Σᵢ ∂loss/∂xᵢ = 0 per channel for any x)
+        vg = torch.Generator().manual_seed(4)
+        v = [torch.randn(g.shape, dtype=g.dtype, generator=vg) for g in grads]
         results.append(torch.autograd.grad(grads, inputs, v, allow_unused=True))
     for mine, ref in zip(*results):
         if ref is None:
