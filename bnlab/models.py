@@ -9,7 +9,7 @@ from torch import nn
 
 from bnlab.layers import make_norm
 
-__all__ = ["mlp", "ACTIVATIONS", "deep_linear", "dln_data", "dln_loss"]
+__all__ = ["mlp", "remove_bias", "ACTIVATIONS", "deep_linear", "dln_data", "dln_loss"]
 
 # Layer kinds that do not subtract a mean, so a bias before them is not redundant.
 KEEPS_BIAS = frozenset({"noise"})
@@ -25,7 +25,7 @@ ACTIVATIONS = {
 
 def mlp(widths: Sequence[int] = (100, 100, 100), activation: str = "sigmoid", norm: str | None = None,
         placement: str = "before", init_std: float | None = None, in_features: int = 784,
-        num_classes: int = 10, norm_kwargs: dict | None = None) -> nn.Sequential:
+        num_classes: int = 10, norm_kwargs: dict | None = None, bias: bool | None = None) -> nn.Sequential:
     """A fully connected classifier, optionally with a normalization layer per hidden layer.
 
     Layers are named so probes can find them: ``flatten``, then for hidden layer
@@ -41,7 +41,12 @@ def mlp(widths: Sequence[int] = (100, 100, 100), activation: str = "sigmoid", no
             None keeps PyTorch's default (uniform, Kaiming-style) initialisation.
         in_features: inputs per example (images are flattened; 784 for 28×28).
         num_classes: outputs (logits).
-        norm_kwargs: extra keyword arguments for each norm layer (e.g. ``{"momentum": 0.01}``).
+        norm_kwargs: extra keyword arguments for each norm layer (e.g. ``{"momentum": 0.01}``,
+            or ``{"affine": False}`` for BN without γ and β).
+        bias: whether the hidden Linear layers have a bias. None (default) applies the rule
+            below; True keeps it even before a norm layer (to show that it is redundant:
+            the norm's centring cancels it, Ioffe & Szegedy 2015, §3.2); False drops it everywhere.
+            The output layer always has a bias.
 
     A Linear layer directly followed by a norm layer has no bias (the norm's
     centring would cancel it; its shift β takes the role). The "noise" kind (noise
@@ -57,13 +62,15 @@ def mlp(widths: Sequence[int] = (100, 100, 100), activation: str = "sigmoid", no
         raise ValueError(f"widths must be a non-empty sequence of positive ints, got {tuple(widths)}")
     if init_std is not None and not init_std > 0:
         raise ValueError(f"init_std must be positive (or None for PyTorch's default), got {init_std}")
+    if bias not in (None, True, False):
+        raise ValueError(f"bias must be None (automatic), True or False, got {bias!r}")
     norm_kwargs = norm_kwargs or {}
 
     layers: "OrderedDict[str, nn.Module]" = OrderedDict(flatten=nn.Flatten())
     fan_in = in_features
     for k, width in enumerate(widths, start=1):
-        bias = norm is None or norm in KEEPS_BIAS or placement == "after"
-        layers[f"fc{k}"] = nn.Linear(fan_in, width, bias=bias)
+        auto = norm is None or norm in KEEPS_BIAS or placement == "after"
+        layers[f"fc{k}"] = nn.Linear(fan_in, width, bias=auto if bias is None else bias)
         if norm is not None and placement == "before":
             layers[f"norm{k}"] = make_norm(norm, width, **norm_kwargs)
         layers[f"act{k}"] = ACTIVATIONS[activation]()
@@ -78,6 +85,27 @@ def mlp(widths: Sequence[int] = (100, 100, 100), activation: str = "sigmoid", no
                 nn.init.normal_(module.weight, mean=0.0, std=init_std)
                 if module.bias is not None:
                     nn.init.zeros_(module.bias)
+    return model
+
+
+def remove_bias(model: nn.Module, layers: Sequence[str] | None = None) -> nn.Module:
+    """Remove the bias of Linear layers in place (the weights stay as they are); returns ``model``.
+
+    ``remove_bias(mlp(..., norm="bn", bias=True))`` is the biased net's exact twin
+    without the redundant bias before BN: same weights, same seed, one difference.
+
+    Args:
+        layers: module names, default every hidden layer ``fc1``..``fc{L}`` (not ``out``).
+    Raises: ValueError for a name that is not a Linear layer of the model.
+    """
+    modules = dict(model.named_modules())
+    names = list(layers) if layers is not None else [n for n in modules if n.startswith("fc")]
+    bad = [n for n in names if not isinstance(modules.get(n), nn.Linear)]
+    if bad:
+        raise ValueError(f"{bad} are not Linear layers of the model; Linear layers: "
+                         f"{[n for n, m in modules.items() if isinstance(m, nn.Linear)]}")
+    for n in names:
+        modules[n].register_parameter("bias", None)
     return model
 
 

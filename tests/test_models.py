@@ -90,3 +90,35 @@ def test_wrong_input_width_is_a_clear_error():
 def test_noise_control_keeps_the_bias_it_does_not_centre():
     model = models.mlp(widths=(16,), norm="noise")
     assert model.fc1.bias is not None
+
+
+def test_bias_option_keeps_or_drops_the_hidden_bias():
+    kept = models.mlp(widths=(8, 8), norm="bn", bias=True)
+    assert kept.fc1.bias is not None and kept.fc2.bias is not None
+    dropped = models.mlp(widths=(8,), bias=False)
+    assert dropped.fc1.bias is None and dropped.out.bias is not None
+    assert models.mlp(widths=(8,), norm="bn").fc1.bias is None  # None: the automatic rule
+    with pytest.raises(ValueError, match="bias must be"):
+        models.mlp(bias="yes")
+
+
+def test_affine_false_bn_has_no_gamma_beta():
+    model = models.mlp(widths=(8,), norm="bn", norm_kwargs={"affine": False})
+    assert model.norm1.weight is None and model.norm1.bias is None
+    assert model(torch.rand(4, 784)).shape == (4, 10)
+
+
+def test_remove_bias_keeps_the_weights_and_with_bn_the_output():
+    torch.manual_seed(0)
+    biased = models.mlp(widths=(8, 8), norm="bn", bias=True)
+    with torch.no_grad():
+        biased.fc1.bias.uniform_(-3, 3)
+    x = torch.rand(16, 784)
+    before = biased(x)
+    w1 = biased.fc1.weight.clone()
+    twin = models.remove_bias(biased)
+    assert twin.fc1.bias is None and twin.fc2.bias is None and twin.out.bias is not None
+    assert torch.equal(twin.fc1.weight, w1)
+    torch.testing.assert_close(twin(x), before, rtol=0, atol=1e-5)  # BN's centring cancelled the bias
+    with pytest.raises(ValueError, match="not Linear layers"):
+        models.remove_bias(twin, layers=["norm1"])

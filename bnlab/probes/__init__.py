@@ -9,6 +9,8 @@ One module per role; every public name is importable from ``bnlab.probes``:
 - ``ics``          internal covariate shift (Santurkar et al. 2018, Def. 2.1)
 - ``landscape``    loss range, gradient predictiveness, effective β-smoothness (Santurkar et al. 2018, §3)
 - ``bn_terms``     the ingredients of Santurkar et al. 2018, Theorem 4.1
+- ``weights``      weight norms, effective learning rate η/‖W‖², angular updates, scale invariance
+- ``shape``        excess kurtosis per unit and of a layer's pooled histogram
 """
 from __future__ import annotations
 
@@ -19,6 +21,9 @@ from bnlab.probes.gradients import gradient_norms, GradientNorms
 from bnlab.probes.ics import layer_groups, ICS, ics, ics_probe, stack_ics, ics_series
 from bnlab.probes.landscape import DEFAULT_STEP_MULTIPLIERS, Landscape, landscape, landscape_probe, stack_landscapes
 from bnlab.probes.bn_terms import BNGradientTerms, bn_gradient_terms, bn_gradient_probe
+from bnlab.probes.weights import (weight_layers, weight_norms, effective_learning_rates, angle,
+                                  grad_weight_cosine, scale_response, WeightProbe, ParameterSnapshot)
+from bnlab.probes.shape import excess_kurtosis, pooled_excess_kurtosis, KurtosisProbe
 
 __all__ = [
     "DEFAULT_PERCENTILES",
@@ -58,4 +63,15 @@ __all__ = [
     "bn_gradient_terms",
     "window_means",
     "bn_gradient_probe",
+    "weight_layers",
+    "weight_norms",
+    "effective_learning_rates",
+    "angle",
+    "grad_weight_cosine",
+    "scale_response",
+    "WeightProbe",
+    "ParameterSnapshot",
+    "excess_kurtosis",
+    "pooled_excess_kurtosis",
+    "KurtosisProbe",
 ]
