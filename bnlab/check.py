@@ -27,7 +27,9 @@ from bnlab import functional as F
 from bnlab.gradcheck import numerical_gradient, rel_error
 
 __all__ = ["CheckResult", "batchnorm_forward", "batchnorm_backward", "batchnorm_backward_alt",
-           "batchnorm_inference", "layernorm_forward", "layernorm_backward", "update_running_stats", "SHAPES"]
+           "batchnorm_inference", "layernorm_forward", "layernorm_backward", "update_running_stats", "SHAPES",
+           "groupnorm_forward", "groupnorm_backward", "groupnorm_groups",
+           "batchnorm_backward_nodes"]
 
 #: (N, D) of the random inputs every checker uses: the edge cases N = 2 and D = 1, and two ordinary ones.
 SHAPES: tuple[tuple[int, int], ...] = ((2, 3), (4, 1), (8, 5), (32, 16))
@@ -147,25 +149,25 @@ def _check_forward(name: str, student: Callable[..., Any], reference: Callable[.
 
 def _check_backward(name: str, student: Callable[..., Any], forward: Callable[..., Any],
                     ref_forward: Callable[..., Any], ref_backward: Callable[..., Any], tol: float,
-                    verbose: bool) -> CheckResult:
+                    verbose: bool, extra: Callable[[int], tuple] = lambda d: ()) -> CheckResult:
     names = ["dx", "dgamma", "dbeta"]
     errors: list[tuple[tuple[int, ...], str, str, float]] = []
     for k, (n, d) in enumerate(SHAPES):
         x, gamma, beta, dout, h = _inputs(n, d, seed=k)
         try:
-            fwd = _call(forward, x, gamma, beta)
+            fwd = _call(forward, x, gamma, beta, *extra(d))
             if not (isinstance(fwd, tuple) and len(fwd) == 2):
                 raise _Failure("forward should return (out, cache)")
             got = _as_outputs(_call(student, dout, fwd[1]), names, [x.shape, (d,), (d,)])
         except _Failure as why:
             return _verdict(name, errors, tol, ((n, d), str(why)), verbose)
-        want = ref_backward(dout, ref_forward(x, gamma, beta)[1])
+        want = ref_backward(dout, ref_forward(x, gamma, beta, *extra(d))[1])
         inputs = [x, gamma, beta]
         for j, (g, w) in enumerate(zip(got, want)):
             def f(a: np.ndarray, j: int = j) -> np.ndarray:
                 args = list(inputs)
                 args[j] = a
-                return ref_forward(*args)[0]
+                return ref_forward(*args, *extra(d))[0]
             num = numerical_gradient(f, inputs[j].copy(), dout, h=h, order=4)
             errors.append(((n, d), names[j], "the reference", rel_error(g, w)))
             errors.append(((n, d), names[j], "finite differences", rel_error(g, num)))
@@ -197,6 +199,72 @@ def batchnorm_backward_alt(student_fn: Callable[..., Any], forward: Callable[...
     """Check a simplified (closed-form) batch-norm backward pass; same contract as ``batchnorm_backward``."""
     return _check_backward("batchnorm_backward_alt", student_fn, forward or F.batchnorm_forward,
                            F.batchnorm_forward, F.batchnorm_backward_alt, tol, verbose)
+
+
+def batchnorm_backward_nodes(student_fn: Callable[..., Any], forward: Callable[..., Any] | None = None,
+                             tol: float = TOL, verbose: bool = True) -> CheckResult:
+    """Check a staged backward pass node by node and name the first node whose gradient is wrong.
+
+    ``student_fn(dout, cache)`` returns a dict of the gradients at the nodes of the graph,
+    keyed by the names of ``bnlab.functional.BACKWARD_NODES`` ("beta", "gamma", "xhat",
+    "inv_std", "std", "var", "xc", "mu", "x": the cache keys of ``batchnorm_forward``).
+    Each is compared, in the order the backward pass computes them (output to input), with
+    ``functional.batchnorm_backward_nodes`` on the same random inputs as the other checkers
+    (random upstream gradients: an all-ones ∂ℓ/∂y would make the true ∂ℓ/∂x zero).
+    The first node that is wrong is where the bug is: every node before it was right.
+    Keys missing from the dict are reported; extra keys are ignored; an array of the right
+    size but another shape (e.g. (1, D) from ``keepdims=True``) is accepted.
+    On failure the per-node errors of that input are printed (if ``verbose``).
+
+    Args:
+        student_fn: ``(dout, cache) -> dict[str, array]``.
+        forward: ``forward(x, gamma, beta) -> (out, cache)`` whose cache ``student_fn``
+            reads; default ``bnlab.functional.batchnorm_forward``.
+        tol: largest relative error that passes.
+        verbose: print the verdict.
+
+    Returns:
+        a ``CheckResult`` whose ``worst_output`` is the first wrong node (or the worst one on a pass).
+    """
+    name = "batchnorm_backward_nodes"
+    errors: list[tuple[tuple[int, ...], str, str, float]] = []
+    forward = forward or F.batchnorm_forward
+    for k, (n, d) in enumerate(SHAPES):
+        x, gamma, beta, dout, _ = _inputs(n, d, seed=k)
+        want = F.batchnorm_backward_nodes(dout, F.batchnorm_forward(x, gamma, beta)[1])
+        try:
+            fwd = _call(forward, x, gamma, beta)
+            if not (isinstance(fwd, tuple) and len(fwd) == 2):
+                raise _Failure("forward should return (out, cache)")
+            got = _call(student_fn, dout, fwd[1])
+            if not isinstance(got, dict):
+                raise _Failure(f"should return a dict of node gradients keyed by {list(F.BACKWARD_NODES)}, "
+                               f"got {type(got).__name__}")
+            missing = [key for key in F.BACKWARD_NODES if key not in got]
+            if missing:
+                raise _Failure(f"returned no gradient for the node(s) {missing} (keys: {list(F.BACKWARD_NODES)})")
+        except _Failure as why:
+            return _verdict(name, errors, tol, ((n, d), str(why)), verbose)
+        case = []
+        for key in F.BACKWARD_NODES:
+            arr = np.asarray(got[key], dtype=np.float64)
+            if arr.size != want[key].size:
+                return _verdict(name, errors, tol, ((n, d), f"returned the gradient of {key} with shape {arr.shape}, "
+                                                            f"expected {want[key].shape}"), verbose)
+            case.append(((n, d), key, "the reference", rel_error(arr.reshape(want[key].shape), want[key])))
+        errors += case
+        first_wrong = next((e for e in case if not e[3] < tol), None)
+        if first_wrong is not None:
+            done = [e[1] for e in case[:case.index(first_wrong)]]
+            right = f"the nodes before it ({', '.join(done)}) are right, " if done else ""
+            msg = (f"FAIL {name}: the first wrong node is {first_wrong[1]!r} (relative error {first_wrong[3]:.1e} "
+                   f"for x of shape {(n, d)}); {right}so the bug is in the step that computes d{first_wrong[1]}.")
+            result = CheckResult(name, False, max(e[3] for e in case), first_wrong[1], (n, d), tol, errors, msg)
+            if verbose:
+                print(msg)
+                print("   " + "  ".join(f"{key} {'ok' if err < tol else 'WRONG'} {err:.0e}" for _, key, _, err in case))
+            return result
+    return _verdict(name, errors, tol, None, verbose)
 
 
 def batchnorm_inference(student_fn: Callable[..., Any], tol: float = TOL, verbose: bool = True) -> CheckResult:
@@ -242,3 +310,25 @@ def update_running_stats(student_fn: Callable[..., Any], tol: float = TOL, verbo
             errors.append(((n, d), "running mean", "the reference", rel_error(mine[0], want[0])))
             errors.append(((n, d), "running var", "the reference", rel_error(mine[1], want[1])))
     return _verdict(name, errors, tol, None, verbose)
+
+
+def groupnorm_groups(d: int) -> int:
+    """The number of groups the group-norm checkers use for D features: 4 when 4 divides D
+    (groups of several features, the interesting case), else D > 1 (one feature per group), else 1."""
+    return 4 if d % 4 == 0 else d
+
+
+def groupnorm_forward(student_fn: Callable[..., Any], tol: float = TOL, verbose: bool = True) -> CheckResult:
+    """Check ``student_fn(x, gamma, beta, num_groups, eps) -> (out, cache)`` against
+    ``functional.groupnorm_forward`` (Wu & He 2018); ``num_groups`` is ``groupnorm_groups(D)``."""
+    return _check_forward("groupnorm_forward", student_fn, F.groupnorm_forward,
+                          lambda d: (groupnorm_groups(d), 1e-5), tol, verbose)
+
+
+def groupnorm_backward(student_fn: Callable[..., Any], forward: Callable[..., Any] | None = None,
+                       tol: float = TOL, verbose: bool = True) -> CheckResult:
+    """Check ``student_fn(dout, cache) -> (dx, dgamma, dbeta)`` for group norm (see ``batchnorm_backward``);
+    ``forward(x, gamma, beta, num_groups)`` defaults to ``functional.groupnorm_forward``."""
+    return _check_backward("groupnorm_backward", student_fn, forward or F.groupnorm_forward,
+                           F.groupnorm_forward, F.groupnorm_backward, tol, verbose,
+                           extra=lambda d: (groupnorm_groups(d),))

@@ -6,7 +6,9 @@ mini-batch, the paper's m) and D features. Forward functions return
 gradients ``(dx, dgamma, dbeta)``, in the style of CS231n's ``layers.py``.
 
 The cache of ``batchnorm_forward`` is a dict holding every node of the
-computational graph (Ioffe & Szegedy 2015, Algorithm 1):
+computational graph (Ioffe & Szegedy 2015, Algorithm 1), numbered as in notebook 02:
+1 ``mu``, 2 ``xc``, 3 ``var``, 4 ``std``, 5 ``inv_std``, 6 ``xhat``, 7 ``out`` (= y).
+``batchnorm_backward_nodes`` returns the gradient at every node under the same keys.
 
 ==========  =========  ==========================================================
 key         shape      value
@@ -38,6 +40,8 @@ import numpy as np
 __all__ = [
     "batchnorm_forward", "batchnorm_backward", "batchnorm_backward_alt", "batchnorm_inference",
     "layernorm_forward", "layernorm_backward", "update_running_stats", "RunningStats",
+    "groupnorm_forward", "groupnorm_backward",
+    "batchnorm_backward_nodes", "BACKWARD_NODES",
 ]
 
 Cache = dict[str, Any]
@@ -116,23 +120,31 @@ def batchnorm_forward(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray,
     gamma = _as_vector(gamma, d, "gamma", x.dtype)
     beta = _as_vector(beta, d, "beta", x.dtype)
     eps = _check_eps(eps)
-    mu = x.mean(axis=0)                      # node 1: mini-batch mean
-    xc = x - mu                              # node 2: centre
-    var = (xc ** 2).mean(axis=0)             # nodes 3-4: square, mean = biased variance
-    std = np.sqrt(var + eps)                 # node 5
-    inv_std = 1.0 / std                      # node 6
-    xhat = xc * inv_std                      # node 7: normalize
-    out = gamma * xhat + beta                # node 8: scale and shift
+    mu = x.mean(axis=0)                      # node 1 mu: mini-batch mean
+    xc = x - mu                              # node 2 xc: centre
+    var = (xc ** 2).mean(axis=0)             # node 3 var: mean of the squares = biased variance
+    std = np.sqrt(var + eps)                 # node 4 std
+    inv_std = 1.0 / std                      # node 5 inv_std
+    xhat = xc * inv_std                      # node 6 xhat: normalize
+    out = gamma * xhat + beta                # node 7 out: scale and shift
     cache = dict(x=x, mu=mu, xc=xc, var=var, std=std, inv_std=inv_std, xhat=xhat,
                  gamma=gamma, beta=beta, eps=eps)
     return out, cache
 
 
-def batchnorm_backward(dout: np.ndarray, cache: Cache) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Backward pass of ``batchnorm_forward``, staged: one step per node of the graph.
+#: The nodes of the staged backward pass, in the order it visits them (output to input). Each
+#: name is the key of the node's value in the cache of ``batchnorm_forward`` and of its gradient
+#: in the dict ``batchnorm_backward_nodes`` returns ("x", "gamma", "beta": the inputs).
+BACKWARD_NODES: tuple[str, ...] = ("beta", "gamma", "xhat", "inv_std", "std", "var", "xc", "mu", "x")
 
-    Walks the graph x → μ → x−μ → (x−μ)² → σ² → √(σ²+ε) → 1/√ → x̂ → y backwards,
-    which gives the paper's equations (Ioffe & Szegedy 2015, §3):
+
+def batchnorm_backward_nodes(dout: np.ndarray, cache: Cache) -> dict[str, np.ndarray]:
+    """The staged backward pass of ``batchnorm_forward``, returning the gradient at every node.
+
+    Walks the graph (module docstring; nodes named by their cache keys)
+    x → mu → xc → var → std → inv_std → xhat → out backwards, one node per step,
+    adding the contributions where a value feeds two nodes (xc feeds var and xhat;
+    x feeds mu and xc). The gradients of the paper's equations (Ioffe & Szegedy 2015, §3):
 
         ∂ℓ/∂x̂ᵢ = ∂ℓ/∂yᵢ · γ
         ∂ℓ/∂σ² = Σᵢ ∂ℓ/∂x̂ᵢ · (xᵢ − μ) · (−½)(σ² + ε)^(−3/2)
@@ -145,31 +157,47 @@ def batchnorm_backward(dout: np.ndarray, cache: Cache) -> tuple[np.ndarray, np.n
         cache: from ``batchnorm_forward``.
 
     Returns:
-        dx (N, D), dgamma (D,), dbeta (D,).
+        dict with the keys of ``BACKWARD_NODES``: the total derivative of ℓ with respect to
+        that node's value, of the node's shape ((N, D) for x, xc, xhat; (D,) for the others).
     """
     dout = _check_dout(dout, cache, "batchnorm_backward")
     xc, std, inv_std, xhat, gamma = cache["xc"], cache["std"], cache["inv_std"], cache["xhat"], cache["gamma"]
     m = dout.shape[0]
-    # node 8: y = γ x̂ + β
-    dbeta = dout.sum(axis=0)
-    dgamma = (dout * xhat).sum(axis=0)
-    dxhat = dout * gamma
-    # node 7: x̂ = (x − μ) · inv_std      (two inputs: the centred x and inv_std)
-    dxc = dxhat * inv_std
-    dinv_std = (dxhat * xc).sum(axis=0)
-    # node 6: inv_std = 1 / std
-    dstd = -dinv_std / std ** 2
-    # node 5: std = √(σ² + ε)
-    dvar = dstd * 0.5 / std                  # = ∂ℓ/∂σ² of the paper
-    # nodes 4 and 3: σ² = mean((x − μ)²)   (a second path into the centred x)
-    dsq = np.broadcast_to(dvar / m, xc.shape)
-    dxc = dxc + 2.0 * xc * dsq
-    # node 2: x − μ                         (x goes straight through; μ is subtracted)
-    dmu = -dxc.sum(axis=0)                   # = ∂ℓ/∂μ of the paper
-    dx = dxc.copy()
-    # node 1: μ = mean(x)
-    dx += dmu / m
-    return dx, dgamma, dbeta
+    g: dict[str, np.ndarray] = {}
+    # node 7 out = γ x̂ + β
+    g["beta"] = dout.sum(axis=0)
+    g["gamma"] = (dout * xhat).sum(axis=0)
+    g["xhat"] = dout * gamma
+    # node 6 xhat = xc · inv_std            (two inputs: xc and inv_std)
+    g["inv_std"] = (g["xhat"] * xc).sum(axis=0)
+    # node 5 inv_std = 1 / std
+    g["std"] = -g["inv_std"] / std ** 2
+    # node 4 std = √(var + ε)
+    g["var"] = g["std"] * 0.5 / std          # = ∂ℓ/∂σ² of the paper
+    # node 3 var = mean(xc²)                 (xc's second consumer: add both paths)
+    g["xc"] = g["xhat"] * inv_std + 2.0 * xc * g["var"] / m
+    # node 2 xc = x − mu                     (x goes straight through; mu is subtracted)
+    g["mu"] = -g["xc"].sum(axis=0)           # = ∂ℓ/∂μ of the paper
+    # node 1 mu = mean(x)                    (x's second consumer)
+    g["x"] = g["xc"] + g["mu"] / m
+    return g
+
+
+def batchnorm_backward(dout: np.ndarray, cache: Cache) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Backward pass of ``batchnorm_forward``, staged: one step per node of the graph.
+
+    The paper's equations (Ioffe & Szegedy 2015, §3) computed node by node; see
+    ``batchnorm_backward_nodes``, which returns the gradient at every node.
+
+    Args:
+        dout: (N, D) upstream gradient ∂ℓ/∂y.
+        cache: from ``batchnorm_forward``.
+
+    Returns:
+        dx (N, D), dgamma (D,), dbeta (D,).
+    """
+    g = batchnorm_backward_nodes(dout, cache)
+    return g["x"], g["gamma"], g["beta"]
 
 
 def batchnorm_backward_alt(dout: np.ndarray, cache: Cache) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -379,3 +407,71 @@ def layernorm_backward(dout: np.ndarray, cache: Cache) -> tuple[np.ndarray, np.n
     dx = (inv_std / d) * (d * dxhat - dxhat.sum(axis=1, keepdims=True)
                           - xhat * (dxhat * xhat).sum(axis=1, keepdims=True))
     return dx, dgamma, dbeta
+
+
+# --------------------------------------------------------------------------- group norm
+
+def groupnorm_forward(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, num_groups: int,
+                      eps: float = 1e-5) -> tuple[np.ndarray, Cache]:
+    """Group normalization (Wu & He 2018, Eq. 1 with S_i of §3.1) for (N, D) input.
+
+    The D features of each example are split into G = ``num_groups`` groups of
+    K = D/G consecutive features; each group is normalized by its own mean and
+    biased variance, then the per-feature γ, β are applied. G = 1 is layer norm;
+    G = D normalizes every feature by itself (x̂ = 0 for (N, D) input: one value per group).
+
+    Args:
+        x: (N, D). gamma, beta: (D,). num_groups: G, a divisor of D. eps: added to the variance.
+
+    Returns:
+        out: (N, D); cache: dict with the keys of ``layernorm_forward``'s, statistics of
+        shape (N, G, 1), ``xhat`` of shape (N, D), and ``num_groups``.
+
+    Raises:
+        ValueError: G does not divide D.
+    """
+    x = _as_float_2d(x)
+    n, d = x.shape
+    g = int(num_groups)
+    if g < 1 or d % g:
+        raise ValueError(f"num_groups={num_groups} must be a positive divisor of the {d} features of x")
+    gamma = _as_vector(gamma, d, "gamma", x.dtype)
+    beta = _as_vector(beta, d, "beta", x.dtype)
+    eps = _check_eps(eps)
+    xg = x.reshape(n, g, d // g)
+    mu = xg.mean(axis=2, keepdims=True)
+    xc = xg - mu
+    var = (xc ** 2).mean(axis=2, keepdims=True)
+    std = np.sqrt(var + eps)
+    inv_std = 1.0 / std
+    xhat = (xc * inv_std).reshape(n, d)
+    out = gamma * xhat + beta
+    cache = dict(x=x, mu=mu, xc=xc.reshape(n, d), var=var, std=std, inv_std=inv_std, xhat=xhat,
+                 gamma=gamma, beta=beta, eps=eps, num_groups=g)
+    return out, cache
+
+
+def groupnorm_backward(dout: np.ndarray, cache: Cache) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Backward pass of ``groupnorm_forward``: layer norm's closed form within each group.
+
+        ∂ℓ/∂x̂ = ∂ℓ/∂y · γ,  ∂ℓ/∂x_k = (1/(K√(σ_g²+ε))) (K ∂ℓ/∂x̂_k − Σ_{j∈g} ∂ℓ/∂x̂_j − x̂_k Σ_{j∈g} ∂ℓ/∂x̂_j x̂_j)
+
+    for feature k in group g of K = D/G features.
+
+    Args:
+        dout: (N, D). cache: from ``groupnorm_forward``.
+
+    Returns:
+        dx (N, D), dgamma (D,), dbeta (D,).
+    """
+    dout = _check_dout(dout, cache, "groupnorm_backward")
+    xhat, inv_std, gamma, g = cache["xhat"], cache["inv_std"], cache["gamma"], cache["num_groups"]
+    n, d = dout.shape
+    k = d // g
+    dbeta = dout.sum(axis=0)
+    dgamma = (dout * xhat).sum(axis=0)
+    dxhat = (dout * gamma).reshape(n, g, k)
+    xh = xhat.reshape(n, g, k)
+    dx = (inv_std / k) * (k * dxhat - dxhat.sum(axis=2, keepdims=True)
+                          - xh * (dxhat * xh).sum(axis=2, keepdims=True))
+    return dx.reshape(n, d), dgamma, dbeta

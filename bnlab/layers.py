@@ -24,16 +24,66 @@ def _channel_shape(x: torch.Tensor) -> tuple[int, ...]:
     return (1, x.shape[1]) + (1,) * (x.ndim - 2)
 
 
-def _check_input(x: torch.Tensor, num_features: int, layer: str) -> None:
+_LOW_PRECISION = (torch.float16, torch.bfloat16)
+_MODEL_CAST = {torch.float64: "model.double()", torch.float32: "model.float()",
+               torch.float16: "model.half()", torch.bfloat16: "model.bfloat16()"}
+
+
+def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The dtype statistics are taken in: float32 for float16/bfloat16 input (as torch does), else the input's.
+
+    A float16 sum over a batch overflows past 65,504 (e.g. 64·32·32 values near 1).
+    """
+    return torch.float32 if dtype in _LOW_PRECISION else dtype
+
+
+def _check_input(x: torch.Tensor, num_features: int, layer: str, param_dtype: torch.dtype | None = None) -> None:
+    """Raise a clear error unless x is (N, C[, L | H, W]) floating-point input with C = num_features.
+
+    With ``param_dtype`` (the dtype of γ, β and the running statistics), x must have that dtype,
+    or be float16/bfloat16 with float32 parameters (mixed precision, what ``torch.autocast`` gives).
+    """
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{layer}({num_features}) expects a torch.Tensor, got {type(x).__name__}; convert a NumPy array "
+                        "with torch.from_numpy(x).float().")
+    if not x.is_floating_point():
+        raise TypeError(
+            f"{layer}({num_features}) needs floating-point input, got dtype {x.dtype}. Convert it with x.float() "
+            "(raw uint8 pixels: x.float() / 255 for values in [0, 1])."
+        )
     if x.ndim not in (2, 3, 4):
         raise ValueError(
-            f"{layer} expects input of shape (N, C), (N, C, L) or (N, C, H, W); got {tuple(x.shape)}. "
+            f"{layer}({num_features}) expects input of shape (N, C), (N, C, L) or (N, C, H, W); got {tuple(x.shape)}. "
             "Flatten images with nn.Flatten() before a layer on features, or pass 4-D conv activations."
         )
     if x.shape[1] != num_features:
         raise ValueError(
             f"{layer}({num_features}) got {x.shape[1]} channels in input of shape {tuple(x.shape)}: "
             f"the channel axis is dim 1 and must have {num_features} entries."
+        )
+    if param_dtype is not None and x.dtype != param_dtype and not (
+            x.dtype in _LOW_PRECISION and param_dtype == torch.float32):
+        raise TypeError(
+            f"{layer}({num_features}) has {param_dtype} parameters but got {x.dtype} input. Convert the "
+            f"model to the input's dtype with {_MODEL_CAST.get(x.dtype, f'model.to({x.dtype})')}, or the "
+            f"input to the model's with x.to({param_dtype}). (float16/bfloat16 input into a float32 layer is "
+            "fine: that is mixed precision.)"
+        )
+
+
+def _check_settings(layer: str, num_features: int, eps: float, momentum: float | None) -> None:
+    """Validate a norm layer's constructor arguments (shared by BatchNorm and the layers built on it)."""
+    if isinstance(num_features, bool) or not isinstance(num_features, int) or num_features < 1:
+        raise ValueError(f"{layer}: num_features must be a positive int (the number of channels C), "
+                         f"got {num_features!r}.")
+    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not (math.isfinite(eps) and eps >= 0):
+        raise ValueError(f"{layer}: eps must be a finite number >= 0 (default 1e-5), got {eps!r}.")
+    if momentum is not None and (isinstance(momentum, bool) or not isinstance(momentum, (int, float))
+                                 or not 0 <= momentum <= 1):
+        raise ValueError(
+            f"{layer}: momentum must be in [0, 1] (the weight of the new batch in the running average, "
+            f"torch's convention) or None (cumulative average), got {momentum!r}. If you meant the weight "
+            f"of the old value (CS231n's convention), pass 1 - that."
         )
 
 
@@ -48,14 +98,25 @@ def batchnorm_train(x: torch.Tensor, weight: torch.Tensor | None, bias: torch.Te
     (``create_graph=True``) is supported by differentiating the plain formula.
 
     Args:
-        x: (N, C), (N, C, L) or (N, C, H, W).
+        x: (N, C), (N, C, L) or (N, C, H, W), floating point.
         weight, bias: (C,) γ and β, or both None (no affine transform).
         eps: added to the variance.
 
+    float16/bfloat16 input (with parameters of its dtype or float32) is computed in
+    float32, as torch does, and the output cast back to the input's dtype.
+
     Returns:
-        out (shape of x); batch mean and biased batch variance, (C,) each, not differentiable.
+        out (shape and dtype of x); batch mean and biased batch variance, (C,) each, in the
+        compute dtype (float32 for float16/bfloat16 input), not differentiable.
     """
-    return _BatchNormFunction.apply(x, weight, bias, eps)
+    ct = _compute_dtype(x.dtype)
+    if x.dtype == ct and (weight is None or weight.dtype == ct):
+        return _BatchNormFunction.apply(x, weight, bias, eps)
+    # Mixed or low precision: statistics and arithmetic in float32, the output in x's dtype.
+    # The casts sit outside the one-node function, so autograd gives each input a gradient of its own dtype.
+    out, mean, var = _BatchNormFunction.apply(x.to(ct), None if weight is None else weight.to(ct),
+                                              None if bias is None else bias.to(ct), eps)
+    return out.to(x.dtype), mean, var
 
 
 def _batchnorm_naive(x: torch.Tensor, weight: torch.Tensor | None, bias: torch.Tensor | None,
@@ -159,16 +220,26 @@ class BatchNorm(nn.Module):
     Args:
         num_features: C, the number of channels.
         eps: added to the variance before the square root.
-        momentum: weight of the new batch in the running average; ``None`` gives
-            the cumulative (equal-weight) average, as in torch.
+        momentum: weight of the new batch in the running average, in [0, 1]; ``None``
+            gives the cumulative (equal-weight) average, as in torch.
         affine: learn a per-channel scale gamma (``weight``) and shift beta (``bias``).
 
-    Shapes: input (N, C) or (N, C, H, W) (or (N, C, L)); output the same.
+    Shapes: input (N, C) or (N, C, H, W) (or (N, C, L)), floating point; output the same
+    shape, dtype and memory format. float16/bfloat16 input works with parameters of
+    its own dtype or float32 (mixed precision, as under ``torch.autocast``): statistics
+    are computed in float32 and the output keeps the input's dtype.
+
+    Raises:
+        ValueError: bad settings (num_features < 1, eps < 0, momentum outside [0, 1]);
+            input of the wrong shape; one value per channel, or eps = 0, in training.
+        TypeError: integer input (use ``x.float()``), or an input dtype the parameters
+            cannot take (e.g. float64 into float32: ``model.double()``).
     """
 
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1,
                  affine: bool = True) -> None:
         super().__init__()
+        _check_settings(type(self).__name__, num_features, eps, momentum)
         self.num_features = num_features
         self.eps = eps
         self.momentum = momentum
@@ -192,7 +263,7 @@ class BatchNorm(nn.Module):
     def batch_statistics(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-channel mean and biased variance of x, each of shape (C,)."""
         dims = _reduce_dims(x)
-        var, mean = torch.var_mean(x, dim=dims, correction=0)
+        var, mean = torch.var_mean(x.to(_compute_dtype(x.dtype)), dim=dims, correction=0)
         return mean, var
 
     def _update_running(self, mean: torch.Tensor, var: torch.Tensor, m: int) -> None:
@@ -200,31 +271,74 @@ class BatchNorm(nn.Module):
             self.num_batches_tracked.add_(1)
             f = (1.0 / float(self.num_batches_tracked)) if self.momentum is None else self.momentum
             # (1 − f)·running + f·batch, both buffers in one call; the variance unbiased by m/(m−1)
+            dtype = self.running_mean.dtype
             torch._foreach_lerp_([self.running_mean, self.running_var],
-                                 [mean.detach(), var.detach() * (m / (m - 1))], f)
+                                 [mean.detach().to(dtype), (var.detach() * (m / (m - 1))).to(dtype)], f)
+
+    def _check_forward(self, x: torch.Tensor) -> None:
+        """The input checks every layer built on BatchNorm shares (shape, dtype, training settings)."""
+        _check_input(x, self.num_features, type(self).__name__, self.running_mean.dtype)
+        if self.training and x.numel() // x.shape[1] == 1:
+            raise ValueError(
+                f"Expected more than 1 value per channel when training, got input size {tuple(x.size())}: "
+                "batch statistics of a single value are undefined. Use a batch of at least 2, "
+                "or call model.eval() to use the running statistics."
+            )
+        if self.training and self.eps <= 0:
+            raise ValueError(
+                f"{type(self).__name__}({self.num_features}) has eps={self.eps} in training mode: a channel "
+                "that is constant in the batch (e.g. Fashion-MNIST's border pixels, 0 in every image) has "
+                "variance 0 and gives 0/0 = NaN. Use eps > 0 (default 1e-5), as torch requires in training."
+            )
+
+    def _empty_batch(self, x: torch.Tensor) -> torch.Tensor:
+        """torch's behaviour on an empty training batch: empty output, statistics unchanged, counter + 1."""
+        with torch.no_grad():
+            self.num_batches_tracked.add_(1)
+        return self._affine(x.to(_compute_dtype(x.dtype))).to(x.dtype)
+
+    def _affine(self, xhat: torch.Tensor) -> torch.Tensor:
+        if not self.affine:
+            return xhat
+        shape = _channel_shape(xhat)
+        return xhat * self.weight.to(xhat.dtype).view(shape) + self.bias.to(xhat.dtype).view(shape)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        _check_input(x, self.num_features, type(self).__name__)
-        shape = _channel_shape(x)
+        self._check_forward(x)
         if self.training:
             m = x.numel() // x.shape[1]
-            if m < 2:
-                raise ValueError(
-                    f"Expected more than 1 value per channel when training, got input size {tuple(x.size())}: "
-                    "batch statistics of a single value are undefined. Use a batch of at least 2, "
-                    "or call model.eval() to use the running statistics."
-                )
+            if m == 0:
+                return self._empty_batch(x)
             out, mean, var = batchnorm_train(x, self.weight, self.bias, self.eps)
             self._update_running(mean, var, m)
             return out
-        mean, var = self.running_mean, self.running_var
+        return self._inference(x)
+
+    def _inference(self, x: torch.Tensor) -> torch.Tensor:
+        """Algorithm 2 with the running statistics, in float32 for float16/bfloat16 input."""
+        ct = _compute_dtype(x.dtype)
+        shape = _channel_shape(x)
+        mean, var = self.running_mean.to(ct), self.running_var.to(ct)
         scale = torch.rsqrt(var + self.eps)
         if self.affine:
-            scale = scale * self.weight
-        out = (x - mean.view(shape)) * scale.view(shape)
+            scale = scale * self.weight.to(ct)
+        out = (x.to(ct) - mean.view(shape)) * scale.view(shape)
         if self.affine:
-            out = out + self.bias.view(shape)
-        return out
+            out = out + self.bias.to(ct).view(shape)
+        return out.to(x.dtype)
+
+    # state dicts written before torch added num_batches_tracked (version < 2) load, the counter
+    # keeping its value, exactly as in nn.BatchNorm1d/2d
+    _version = 2
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys,
+                              unexpected_keys, error_msgs) -> None:  # type: ignore[override]
+        version = local_metadata.get("version", None)
+        key = prefix + "num_batches_tracked"
+        if (version is None or version < 2) and key not in state_dict:
+            state_dict[key] = self.num_batches_tracked.clone()
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys,
+                                      unexpected_keys, error_msgs)
 
     def extra_repr(self) -> str:
         return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}"
@@ -434,17 +548,207 @@ class LpNorm(nn.Module):
         return f"{self.num_features}, p={p}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}"
 
 
+# --------------------------------------------------------------------------- layer and group norm
+
+__all__ += ["LayerNorm", "GroupNorm"]
+
+
+class LayerNorm(nn.Module):
+    """Layer normalization (Ba, Kiros & Hinton 2016) from tensor ops, equal to ``nn.LayerNorm``.
+
+    Each example is normalized by the mean and biased variance of its own last
+    ``len(normalized_shape)`` dimensions: y = (x − μ_i)/√(σ_i² + ε) · γ + β. No batch
+    statistics, so training and eval mode compute the same function and a batch of one works.
+
+    Args:
+        normalized_shape: the trailing shape normalized over (an int D for (N, D) input).
+        eps: added to the variance. elementwise_affine: learn γ (``weight``) and β (``bias``)
+            of shape ``normalized_shape``. bias: learn β (with ``elementwise_affine``).
+
+    Shapes: input (..., *normalized_shape); output the same. Same ``state_dict`` keys as ``nn.LayerNorm``.
+    """
+
+    def __init__(self, normalized_shape: int | tuple[int, ...], eps: float = 1e-5,
+                 elementwise_affine: bool = True, bias: bool = True) -> None:
+        super().__init__()
+        shape = (int(normalized_shape),) if isinstance(normalized_shape, int) else tuple(int(d) for d in normalized_shape)
+        if not shape or any(d < 1 for d in shape):
+            raise ValueError(f"normalized_shape must be a positive int or tuple of positive ints, got {normalized_shape!r}")
+        self.normalized_shape = shape
+        self.eps = eps
+        self.elementwise_affine = elementwise_affine
+        self.weight = nn.Parameter(torch.ones(shape)) if elementwise_affine else None
+        self.bias = nn.Parameter(torch.zeros(shape)) if elementwise_affine and bias else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        k = len(self.normalized_shape)
+        if tuple(x.shape[-k:]) != self.normalized_shape:
+            raise ValueError(f"LayerNorm{self.normalized_shape} got input of shape {tuple(x.shape)}: "
+                             f"its last {k} dimension(s) must be {self.normalized_shape}.")
+        dims = tuple(range(-k, 0))
+        var, mean = torch.var_mean(x, dim=dims, keepdim=True, correction=0)
+        out = (x - mean) * torch.rsqrt(var + self.eps)
+        if self.weight is not None:
+            out = out * self.weight
+        if self.bias is not None:
+            out = out + self.bias
+        return out
+
+    def extra_repr(self) -> str:
+        return f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}"
+
+
+class GroupNorm(nn.Module):
+    """Group normalization (Wu & He 2018, Eq. 1 and §3.1) from tensor ops, equal to ``nn.GroupNorm``.
+
+    The C channels of each example are split into ``num_groups`` groups of C/G
+    consecutive channels; each group is normalized by the mean and biased variance
+    of its own values (for images, over its channels and all positions), then a
+    per-channel γ, β is applied. G = 1 is LayerNorm over (C, H, W); G = C is
+    InstanceNorm. No batch statistics: training and eval mode agree, any batch size works.
+
+    Args:
+        num_groups: G, must divide ``num_channels``. num_channels: C.
+        eps: added to the variance. affine: learn per-channel γ (``weight``) and β (``bias``).
+
+    Shapes: input (N, C) or (N, C, *); output the same. Same ``state_dict`` keys as ``nn.GroupNorm``.
+    """
+
+    def __init__(self, num_groups: int, num_channels: int, eps: float = 1e-5, affine: bool = True) -> None:
+        super().__init__()
+        if num_groups < 1 or num_channels % num_groups:
+            raise ValueError(f"num_groups={num_groups} must be >= 1 and divide num_channels={num_channels}")
+        self.num_groups = num_groups
+        self.num_channels = num_channels
+        self.eps = eps
+        self.affine = affine
+        _register_affine(self, num_channels, affine)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.ndim < 2 or x.shape[1] != self.num_channels:
+            raise ValueError(f"GroupNorm({self.num_groups}, {self.num_channels}) expects input (N, "
+                             f"{self.num_channels}, ...), got {tuple(x.shape)}: channels are dim 1.")
+        grouped = x.reshape(x.shape[0], self.num_groups, -1)
+        var, mean = torch.var_mean(grouped, dim=2, keepdim=True, correction=0)
+        out = ((grouped - mean) * torch.rsqrt(var + self.eps)).reshape(x.shape)
+        if self.affine:
+            shape = _channel_shape(x)
+            out = out * self.weight.view(shape) + self.bias.view(shape)
+        return out
+
+    def extra_repr(self) -> str:
+        return f"{self.num_groups}, {self.num_channels}, eps={self.eps}, affine={self.affine}"
+
+
+# --------------------------------------------------------------------------- population statistics
+
+__all__ += ["recompute_population_statistics", "batchnorm_layers"]
+
+
+def batchnorm_layers(model: nn.Module) -> dict[str, nn.Module]:
+    """The batch-norm layers of ``model`` (bnlab's ``BatchNorm`` and its subclasses, torch's
+    ``nn.BatchNorm1d/2d/3d``) that keep running statistics, by qualified name."""
+    from torch.nn.modules.batchnorm import _BatchNorm
+    return {name: m for name, m in model.named_modules()
+            if isinstance(m, (BatchNorm, _BatchNorm)) and getattr(m, "running_mean", None) is not None}
+
+
+@torch.no_grad()
+def recompute_population_statistics(model: nn.Module, x: torch.Tensor, batch_size: int = 60,
+                                    num_images: int | None = None) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """Re-estimate every BN layer's population statistics with the current weights (Algorithm 2).
+
+    Ioffe & Szegedy (2015), Algorithm 2, step 10: "Process multiple training
+    mini-batches B, each of size m, and average over them: E[x] ← E_B[μ_B],
+    Var[x] ← m/(m−1) E_B[σ_B²]". The first ``num_images`` rows of ``x`` are cut
+    into consecutive batches of ``batch_size`` (a last partial batch is dropped)
+    and passed through the network with every BN layer normalizing by its batch
+    statistics (the training network), so each layer sees inputs computed with the
+    current weights; every other module is in eval mode (dropout off, as at
+    inference: the statistics the inference network will meet, Li et al. 2019 §4).
+    Each BN layer's ``running_mean``/``running_var`` are then set to those averages
+    (m counts every value per channel: batch × positions for images). This is
+    "precise BN" (Wu & Johnson 2021) and replaces the exponential moving average.
+
+    Nothing else changes: parameters, other buffers (``num_batches_tracked``), the
+    train/eval flag of every module and the global RNG state are as before.
+
+    Args:
+        model: any module containing ``bnlab.layers.BatchNorm`` or ``nn.BatchNorm*d`` layers.
+        x: (N, ...) training inputs, as the model takes them (e.g. (N, 1, 28, 28)).
+        batch_size: m, images per batch (≥ 2).
+        num_images: use the first this many rows of x (default all); must hold one batch.
+
+    Returns:
+        layer name → (mean, unbiased variance), (C,) each: the statistics now installed.
+
+    Raises:
+        ValueError: no BN layer in ``model``, ``batch_size`` < 2, or too few images for one batch.
+    """
+    bns = batchnorm_layers(model)
+    if not bns:
+        raise ValueError("recompute_population_statistics: the model has no batch-norm layer with running "
+                         "statistics (bnlab.layers.BatchNorm or nn.BatchNorm*d with track_running_stats=True).")
+    if batch_size < 2:
+        raise ValueError(f"batch_size must be >= 2 (a batch of one has no variance), got {batch_size}")
+    n = len(x) if num_images is None else min(int(num_images), len(x))
+    batches = n // batch_size
+    if batches < 1:
+        raise ValueError(f"need at least one batch of {batch_size} images, got num_images={num_images} "
+                         f"and {len(x)} rows in x; pass more images or a smaller batch_size.")
+    flags = {m: m.training for m in model.modules()}
+    saved = {name: {k: v.clone() for k, v in bn.named_buffers(recurse=False)} for name, bn in bns.items()}
+    sums: dict[str, list] = {name: [0.0, 0.0, 0] for name in bns}
+
+    def hook(name: str) -> Callable:
+        def record(module: nn.Module, args: tuple) -> None:
+            inp = args[0]
+            dims = _reduce_dims(inp)
+            var, mean = torch.var_mean(inp.double(), dim=dims, correction=0)
+            acc = sums[name]
+            acc[0] = acc[0] + mean
+            acc[1] = acc[1] + var
+            acc[2] = inp.numel() // inp.shape[1]
+        return record
+
+    handles = [bn.register_forward_pre_hook(hook(name)) for name, bn in bns.items()]
+    try:
+        with torch.random.fork_rng(devices=[]):
+            model.eval()
+            for bn in bns.values():
+                bn.train()
+            for i in range(batches):
+                model(x[i * batch_size:(i + 1) * batch_size])
+    finally:
+        for h in handles:
+            h.remove()
+        for module, flag in flags.items():
+            module.train(flag)
+        for name, bn in bns.items():
+            for k, v in bn.named_buffers(recurse=False):
+                v.copy_(saved[name][k])
+    out = {}
+    for name, bn in bns.items():
+        mean_sum, var_sum, m = sums[name]
+        mean = (mean_sum / batches).to(bn.running_mean.dtype)
+        var = (var_sum / batches * (m / (m - 1))).to(bn.running_var.dtype)
+        bn.running_mean.copy_(mean)
+        bn.running_var.copy_(var)
+        out[name] = (mean.clone(), var.clone())
+    return out
+
+
 # --------------------------------------------------------------------------- the registry
 
 def _group_norm(num_features: int, num_groups: int | None = None, **kw) -> nn.Module:
     groups = num_groups if num_groups is not None else math.gcd(num_features, 32)
-    return nn.GroupNorm(groups, num_features, **kw)
+    return GroupNorm(groups, num_features, **kw)
 
 
 NORM_KINDS: dict[str, Callable[..., nn.Module]] = {
     "bn": BatchNorm,
     "torch_bn": nn.BatchNorm1d,  # torch's own layer, for comparisons with "bn"
-    "ln": lambda num_features, **kw: nn.LayerNorm(num_features, **kw),
+    "ln": lambda num_features, **kw: LayerNorm(num_features, **kw),
     "gn": _group_norm,
     "noisy_bn": NoisyBatchNorm,  # BN + Santurkar et al.'s Algorithm 1 noise
     "noise": NoiseInjection,  # the same noise without BN (plain-net control)
@@ -466,7 +770,7 @@ def make_norm(kind: str, num_features: int, **kwargs) -> nn.Module:
     """Build the normalization layer named ``kind`` for ``num_features`` channels.
 
     Kinds: "bn" (bnlab.layers.BatchNorm), "torch_bn" (nn.BatchNorm1d), "ln"
-    (nn.LayerNorm), "gn" (nn.GroupNorm, ``num_groups`` defaults to gcd(C, 32)), and
+    (bnlab.layers.LayerNorm), "gn" (bnlab.layers.GroupNorm, ``num_groups`` defaults to gcd(C, 32)), and
     the others listed by ``norm_kinds()``. Extra keyword arguments go to the layer.
     """
     if kind in NORM_KINDS:

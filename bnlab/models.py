@@ -7,9 +7,9 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from bnlab.layers import make_norm
+from bnlab.layers import BatchNorm, LpNorm, make_norm
 
-__all__ = ["mlp", "remove_bias", "ACTIVATIONS", "deep_linear", "dln_data", "dln_loss"]
+__all__ = ["mlp", "remove_bias", "ACTIVATIONS", "INITS", "lsuv", "deep_linear", "dln_data", "dln_loss"]
 
 # Layer kinds that do not subtract a mean, so a bias before them is not redundant.
 KEEPS_BIAS = frozenset({"noise"})
@@ -22,10 +22,19 @@ ACTIVATIONS = {
     "linear": nn.Identity,
 }
 
+# Named weight initialisations for ``mlp(init=...)``; every bias starts at 0.
+INITS = {
+    # He et al. (2015), "Delving Deep into Rectifiers", §2.2: W ~ N(0, 2/fan_in), for ReLU nets.
+    "he": lambda w: nn.init.kaiming_normal_(w, mode="fan_in", nonlinearity="relu"),
+    # Glorot & Bengio (2010), eq. 16, normal form: W ~ N(0, 2/(fan_in + fan_out)).
+    "xavier": lambda w: nn.init.xavier_normal_(w, gain=1.0),
+}
+
 
 def mlp(widths: Sequence[int] = (100, 100, 100), activation: str = "sigmoid", norm: str | None = None,
         placement: str = "before", init_std: float | None = None, in_features: int = 784,
-        num_classes: int = 10, norm_kwargs: dict | None = None, bias: bool | None = None) -> nn.Sequential:
+        num_classes: int = 10, norm_kwargs: dict | None = None, init: str | None = None,
+        bias: bool | None = None) -> nn.Sequential:
     """A fully connected classifier, optionally with a normalization layer per hidden layer.
 
     Layers are named so probes can find them: ``flatten``, then for hidden layer
@@ -47,6 +56,10 @@ def mlp(widths: Sequence[int] = (100, 100, 100), activation: str = "sigmoid", no
             below; True keeps it even before a norm layer (to show that it is redundant:
             the norm's centring cancels it, Ioffe & Szegedy 2015, §3.2); False drops it everywhere.
             The output layer always has a bias.
+        init: a named initialisation instead of ``init_std``: "he" (Kaiming: weights
+            ~ N(0, 2/fan_in), He et al. 2015 §2.2, for ReLU) or "xavier" (Glorot: weights
+            ~ N(0, 2/(fan_in + fan_out)), Glorot & Bengio 2010 eq. 16); every bias = 0.
+            For a data-dependent start see ``lsuv``.
 
     A Linear layer directly followed by a norm layer has no bias (the norm's
     centring would cancel it; its shift β takes the role). The "noise" kind (noise
@@ -62,6 +75,10 @@ def mlp(widths: Sequence[int] = (100, 100, 100), activation: str = "sigmoid", no
         raise ValueError(f"widths must be a non-empty sequence of positive ints, got {tuple(widths)}")
     if init_std is not None and not init_std > 0:
         raise ValueError(f"init_std must be positive (or None for PyTorch's default), got {init_std}")
+    if init is not None and init not in INITS:
+        raise ValueError(f"unknown init {init!r}: choose one of {sorted(INITS)} or None (then init_std applies)")
+    if init is not None and init_std is not None:
+        raise ValueError(f"give either init={init!r} or init_std={init_std}, not both")
     if bias not in (None, True, False):
         raise ValueError(f"bias must be None (automatic), True or False, got {bias!r}")
     norm_kwargs = norm_kwargs or {}
@@ -85,6 +102,143 @@ def mlp(widths: Sequence[int] = (100, 100, 100), activation: str = "sigmoid", no
                 nn.init.normal_(module.weight, mean=0.0, std=init_std)
                 if module.bias is not None:
                     nn.init.zeros_(module.bias)
+    if init is not None:
+        for module in model.modules():
+            if isinstance(module, nn.Linear):
+                INITS[init](module.weight)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+    return model
+
+
+# Layers whose presence means the model already normalizes (LSUV is the control *without* them):
+# bnlab's and torch's (BatchNorm, NoisyBatchNorm, LpNorm, LayerNorm, GroupNorm, BatchNorm1d, ...).
+_NORM_LAYERS = (BatchNorm, LpNorm, nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm)
+
+
+def _is_norm_layer(module: nn.Module) -> bool:
+    return isinstance(module, _NORM_LAYERS) or type(module).__name__.endswith(("Norm", "Norm1d", "Norm2d", "Norm3d"))
+
+
+def _hidden_linears(model: nn.Module) -> list[tuple[str, nn.Linear]]:
+    """Every ``nn.Linear`` of ``model`` in forward-registration order except the last (the output)."""
+    linears = [(name, m) for name, m in model.named_modules() if isinstance(m, nn.Linear)]
+    return linears[:-1]
+
+
+@torch.no_grad()
+def _preactivation_stats(model: nn.Module, layer: nn.Linear, x: torch.Tensor, per_unit: bool,
+                         center: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """What ``lsuv`` removes from ``layer``'s output on ``x``: a shift and a scale per unit, (units,) each.
+
+    The shift is the unit's batch mean (0 if not ``center``); the scale its population std,
+    or with ``per_unit=False`` one layer-wide value: the std of all the layer's outputs
+    after the shift is removed.
+    """
+    captured: list[torch.Tensor] = []
+    handle = layer.register_forward_hook(lambda _m, _inp, out: captured.append(out.detach()))
+    try:
+        model(x)
+    finally:
+        handle.remove()
+    z = captured[0].reshape(-1, captured[0].shape[-1]).double()
+    mean = z.mean(dim=0) if center else torch.zeros_like(z[0])
+    if per_unit:
+        return mean, z.std(dim=0, unbiased=False)
+    return mean, torch.full_like(mean, float((z - mean).pow(2).mean().sqrt()))
+
+
+def lsuv(model: nn.Module, x: torch.Tensor, tol: float = 1e-3, max_iter: int = 10, per_unit: bool = True,
+         center: bool = True) -> nn.Module:
+    """Data-dependent initialisation: standardise every hidden pre-activation once on a batch (in place).
+
+    Layer-sequential unit-variance (LSUV) initialisation, Mishkin & Matas (2016), "All you
+    need is a good init", Algorithm 1: going from the input up, rescale each layer's
+    weights until its output has unit variance on the batch ``x``. Here, for every hidden
+    ``nn.Linear`` (all but the last Linear, the output layer) with pre-activation z = W h + b
+    measured on ``x``:
+
+    * ``per_unit=True`` (default): unit j gets W_j ← W_j / s_j and b_j ← (b_j − μ_j) / s_j,
+      with μ_j, s_j the batch mean and (population) standard deviation of z_j, so every unit
+      has mean 0 and std 1 on ``x``: the forward pass of BN (γ = 1, β = 0) at initialisation,
+      folded into the weights once and then left to training. This per-unit form is the
+      data-dependent init of Krähenbühl et al. (2016) and of weight normalization's
+      initialisation (Salimans & Kingma 2016, §3).
+    * ``per_unit=False``: Mishkin & Matas's layer-wide form, one scale per layer (the std of
+      all the layer's pre-activations together), centring per unit via the bias if ``center``.
+
+    Nothing is added to the model: afterwards it is a plain network with rescaled weights and
+    biases (no normalization layer), trained like any other. Layers are processed from the
+    input up, each measured after the ones below it were rescaled; a layer is re-measured and
+    rescaled until |mean| < ``tol`` and |std − 1| < ``tol`` (one pass suffices for a Linear
+    layer, up to rounding), at most ``max_iter`` times.
+
+    Args:
+        model: a network without normalization layers, e.g. ``mlp(norm=None, init_std=0.1)``.
+        x: a batch of training inputs (B, ...) the model accepts, B >= 2 (the course uses the
+            first 1,000 training images, ``data.x_train[:1000]``).
+        tol: tolerance on each unit's (or the layer's) mean and std after rescaling.
+        max_iter: most measure-and-rescale passes per layer.
+        per_unit: standardise each unit (True) or use one layer-wide scale (False).
+        center: also subtract the mean through the bias (needs layers with a bias).
+
+    Returns:
+        ``model`` itself (modified in place), in the train/eval mode it had.
+
+    Raises:
+        TypeError: ``model`` is not an ``nn.Module`` or ``x`` not a floating tensor.
+        ValueError: bad ``tol``/``max_iter``, a batch of fewer than 2 inputs, a model with a
+            normalization layer or without a hidden Linear layer, a bias-free layer with
+            ``center=True``, or a unit that is constant on the batch (its std is 0).
+        RuntimeError: a layer did not reach the tolerance within ``max_iter`` passes.
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if not isinstance(x, torch.Tensor) or not x.is_floating_point():
+        raise TypeError(f"x must be a floating-point tensor batch of training inputs, got {type(x).__name__}"
+                        + (f" of dtype {x.dtype}" if isinstance(x, torch.Tensor) else ""))
+    if x.dim() < 2 or x.shape[0] < 2:
+        raise ValueError(f"x must be a batch of at least 2 inputs (B, ...), got shape {tuple(x.shape)}")
+    if not (isinstance(tol, (int, float)) and tol > 0):
+        raise ValueError(f"tol must be a positive number, got {tol!r}")
+    if isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 1:
+        raise ValueError(f"max_iter must be an int >= 1, got {max_iter!r}")
+    norms = [name for name, m in model.named_modules() if _is_norm_layer(m)]
+    if norms:
+        raise ValueError(f"lsuv is the well-scaled start for a network without normalization, but the model "
+                         f"has normalization layers {norms}: build it with norm=None")
+    layers = _hidden_linears(model)
+    if not layers:
+        raise ValueError("the model has no hidden nn.Linear layer to rescale (all but the last Linear are hidden)")
+    if center:
+        no_bias = [name for name, m in layers if m.bias is None]
+        if no_bias:
+            raise ValueError(f"layers {no_bias} have no bias, so their mean cannot be removed: "
+                             f"build them with a bias or pass center=False")
+    was_training = model.training
+    model.eval()
+    try:
+        for name, layer in layers:
+            for attempt in range(max_iter + 1):
+                mean, std = _preactivation_stats(model, layer, x, per_unit, center)
+                if not torch.isfinite(std).all() or float(std.min()) <= 1e-12:
+                    dead = torch.nonzero(~(std > 1e-12)).flatten().tolist()
+                    raise ValueError(f"units {dead[:10]} of layer {name!r} are constant on the batch x (std 0), "
+                                     f"so they cannot be standardised: use a larger or more varied batch, "
+                                     f"or a different initialisation")
+                worst_mean, worst_std = float(mean.abs().max()), float((std - 1).abs().max())
+                if worst_mean < tol and worst_std < tol:
+                    break
+                if attempt == max_iter:
+                    raise RuntimeError(f"layer {name!r} did not reach mean 0, std 1 within tol={tol} in "
+                                       f"max_iter={max_iter} passes (max |mean| {worst_mean:.2e}, "
+                                       f"max |std - 1| {worst_std:.2e}): raise max_iter or tol")
+                w = layer.weight
+                w.data.copy_((w.double() / std[:, None]).to(w.dtype))
+                if layer.bias is not None:
+                    layer.bias.data.copy_(((layer.bias.double() - mean) / std).to(layer.bias.dtype))
+    finally:
+        model.train(was_training)
     return model
 
 

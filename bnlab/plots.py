@@ -32,9 +32,11 @@ COLORS: dict[str, str] = {
     "l2": "#8c564b",
     "linf": "#e377c2",
     "torch_bn": "#aec7e8",
+    "lsuv": "#bcbd22",  # the well-scaled start: plain net after models.lsuv
 }
 _ALIASES = {"no bn": "plain", "none": "plain", "baseline": "plain", "batchnorm": "bn", "with bn": "bn",
-            "noisy bn": "noisy_bn", "layernorm": "ln", "groupnorm": "gn", "ℓ1": "l1", "ℓ2": "l2", "ℓ∞": "linf"}
+            "noisy bn": "noisy_bn", "layernorm": "ln", "groupnorm": "gn", "ℓ1": "l1", "ℓ2": "l2", "ℓ∞": "linf",
+            "well-scaled start": "lsuv", "well-scaled": "lsuv", "plain + lsuv": "lsuv"}
 
 FIGURE_DIR = Path(__file__).resolve().parent.parent / "figures"
 

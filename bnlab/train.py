@@ -1,6 +1,9 @@
 """``fit``: SGD on in-memory tensors with index batches, probes and divergence detection."""
 from __future__ import annotations
 
+import functools
+import inspect
+import itertools
 import math
 import os
 import time
@@ -324,9 +327,152 @@ def fit(model: nn.Module | Callable[[], nn.Module], data: Dataset | Sequence[tor
     )
 
 
-def fit_seeds(make_model: Callable[[], nn.Module], data: Dataset, seeds: Iterable[int], **kwargs) -> list[History]:
-    """``fit`` the model built by ``make_model`` once per seed (init and batch order both seeded)."""
-    return [fit(make_model, data, seed=s, **kwargs) for s in seeds]
+def fit_seeds(make_model: Callable[[], nn.Module], data: Dataset, seeds: Iterable[int],
+              workers: int | None = None, **kwargs: Any) -> list[History]:
+    """``fit`` the model built by ``make_model`` once per seed (init and batch order both seeded),
+    the seeds in parallel worker processes (see ``fit_many``); results in the order of ``seeds``."""
+    seeds = list(seeds)
+    return fit_many([dict(model=make_model, data=data, seed=s, **kwargs) for s in seeds], workers=workers)
+
+
+# --------------------------------------------------------------------------- parallel runs
+
+__all__ += ["fit_many", "grid", "select"]
+
+_FIT_PARAMS = frozenset(inspect.signature(fit).parameters)
+
+
+def _describe(run: Mapping[str, Any], i: int, n: int) -> str:
+    settings = run.get("settings")
+    if settings is None:
+        settings = {k: v for k, v in run.items() if k not in ("model", "data", "probes")}
+    shown = ", ".join(f"{k}={v!r}" for k, v in settings.items())
+    return f"run {i + 1} of {n} ({shown})"
+
+
+def fit_many(runs: Sequence[Mapping[str, Any]], workers: int | None = None,
+             progress: bool | None = None) -> list[History]:
+    """``fit`` every run in ``runs``, independent runs side by side in worker processes.
+
+    Args:
+        runs: a list of dicts of ``fit`` keyword arguments, each with ``model`` (a factory:
+            a lambda or closure defined in a notebook is fine) and ``data``; an optional
+            ``settings`` dict (as ``grid`` makes) is kept in ``History.config["settings"]``
+            and names the run in error messages. Beware late binding: a lambda that reads a
+            loop variable sees its last value; bind it (``grid`` does, or
+            ``lambda norm=norm: models.mlp(norm=norm)``).
+        workers: worker processes; None reads ``BNLAB_WORKERS``, else one per CPU core;
+            1 runs them one after another in this process.
+        progress: one ``tqdm.auto`` bar counting finished runs (default: on, except in quick
+            mode or with ``BNLAB_PROGRESS=0``). The runs' own bars are off unless a run asks.
+
+    Returns:
+        the ``History`` of each run, in input order. Every run uses one torch thread,
+        in a worker or sequentially, so its numbers are bit-identical to ``fit`` in a
+        one-thread process, whatever the pool size (``History.seconds`` aside). A run that
+        diverges comes back flagged (``History.diverged``), not as an exception.
+
+    Raises:
+        TypeError/ValueError: a run is not a dict, lacks ``model``/``data``, or names an
+            argument ``fit`` does not take (checked before anything runs).
+        bnlab.parallel.TaskError: a run raised; the message names its settings and holds
+            the worker's traceback.
+        bnlab.parallel.WorkerDied: a worker was killed by the operating system.
+        KeyboardInterrupt: every worker is stopped first; no child process is left behind.
+    """
+    from bnlab.parallel import run_tasks
+
+    runs = list(runs)
+    for i, run in enumerate(runs):
+        if not isinstance(run, Mapping):
+            raise TypeError(f"runs[{i}] must be a dict of fit() keyword arguments, got {type(run).__name__}")
+        missing = [k for k in ("model", "data") if k not in run]
+        if missing:
+            raise ValueError(f"runs[{i}] lacks {missing}: each run needs a model factory and the data, "
+                             "e.g. dict(model=lambda: models.mlp(), data=ds, steps=1000, lr=0.1)")
+        unknown = sorted(set(run) - _FIT_PARAMS - {"settings"})
+        if unknown:
+            raise ValueError(f"runs[{i}] has {unknown}, which fit() does not take; fit takes {sorted(_FIT_PARAMS)}")
+
+    def one(i: int) -> History:
+        kwargs = dict(runs[i])
+        settings = kwargs.pop("settings", None)
+        kwargs.setdefault("progress", False)
+        hist = fit(**kwargs)
+        if settings is not None:
+            hist.config["settings"] = dict(settings)
+        return hist
+
+    show = progress if progress is not None else _default_progress()
+    return run_tasks(one, len(runs), lambda i: _describe(runs[i], i, len(runs)), workers=workers,
+                     progress=show, desc="runs")
+
+
+def _is_axis(value: Any) -> bool:
+    return isinstance(value, (list, range, np.ndarray))
+
+
+def grid(make_model: Callable[..., nn.Module], data: Dataset | Sequence[torch.Tensor],
+         seeds: Iterable[int] = (0,), **axes: Any) -> list[dict[str, Any]]:
+    """The runs of a grid of settings, for ``fit_many``.
+
+    Every keyword whose value is a list (or range, or NumPy array) is an axis to sweep;
+    any other value is fixed. Names that are parameters of ``make_model`` go to the model
+    factory (bound per run, so no late-binding surprise); the others go to ``fit``.
+    Seeds are the innermost axis.
+
+    Example::
+
+        runs = train.grid(lambda norm, init_std: models.mlp(norm=norm, init_std=init_std), ds,
+                          seeds=[0, 1, 2], norm=["bn", None], init_std=0.1,
+                          lr=[0.1, 1.0, 8.0], steps=1000)
+        hists = train.fit_many(runs)     # 2 × 3 × 3 = 18 runs
+        bn = train.select(hists, norm="bn", lr=8.0)
+
+    Returns:
+        a list of run dicts (``model``, ``data``, ``seed``, the fit arguments, and
+        ``settings``: the run's values of the swept axes and its seed).
+
+    Raises:
+        ValueError: a name is neither a parameter of ``make_model`` nor of ``fit``, or an axis is empty.
+    """
+    params = inspect.signature(make_model).parameters
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    for name in axes:
+        if name in ("model", "data", "seed"):
+            raise ValueError(f"{name!r} is set by grid itself; pass seeds=[...] for the seeds")
+        if not (name in params or takes_any or name in _FIT_PARAMS):
+            raise ValueError(f"{name!r} is neither a parameter of make_model ({list(params)}) nor of fit() "
+                             f"({sorted(_FIT_PARAMS)})")
+    seeds = list(seeds)
+    if not seeds:
+        raise ValueError("seeds is empty: give at least one seed, e.g. seeds=[0]")
+    swept = {k: list(v) for k, v in axes.items() if _is_axis(v)}
+    fixed = {k: v for k, v in axes.items() if not _is_axis(v)}
+    empty = [k for k, v in swept.items() if not v]
+    if empty:
+        raise ValueError(f"axis {empty} has no values")
+    runs = []
+    for point in itertools.product(*swept.values()):
+        values = {**fixed, **dict(zip(swept, point))}
+        model_args = {k: v for k, v in values.items() if k in params or (takes_any and k not in _FIT_PARAMS)}
+        fit_args = {k: v for k, v in values.items() if k not in model_args}
+        for seed in seeds:
+            runs.append(dict(model=functools.partial(make_model, **model_args), data=data, seed=seed, **fit_args,
+                             settings={**dict(zip(swept, point)), "seed": seed}))
+    return runs
+
+
+def select(histories: Sequence[History], **settings: Any) -> list[History]:
+    """The histories whose ``config["settings"]`` (from ``grid``) match every given value."""
+    out = []
+    for h in histories:
+        have = h.config.get("settings")
+        if have is None:
+            raise ValueError("a history has no settings: select works on the results of fit_many(grid(...))")
+        if all(k in have and have[k] == v for k, v in settings.items()):
+            out.append(h)
+    return out
 
 
 # --------------------------------------------------------------------------- full-batch gradient descent

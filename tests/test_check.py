@@ -17,12 +17,14 @@ from bnlab import functional as F
     (check.layernorm_forward, F.layernorm_forward),
     (check.layernorm_backward, F.layernorm_backward),
     (check.update_running_stats, F.update_running_stats),
+    (check.groupnorm_forward, F.groupnorm_forward),
+    (check.groupnorm_backward, F.groupnorm_backward),
 ])
 def test_reference_passes(checker, fn, capsys):
     result = checker(fn)
     assert result.passed and bool(result)
     # layer norm of D = 1 feature is constant (β): its exact zero gradient meets finite differences of ~1e-15
-    assert result.worst_error < (1e-6 if checker is check.layernorm_backward else 1e-8)
+    assert result.worst_error < (1e-6 if checker in (check.layernorm_backward, check.groupnorm_backward) else 1e-8)
     assert capsys.readouterr().out.startswith(f"PASS {checker.__name__}")
     assert {e[0] for e in result.errors} == set(check.SHAPES)
 
@@ -86,3 +88,88 @@ def test_inference_with_batch_statistics_fails():
     result = check.batchnorm_inference(lambda x, g, b, rm, rv, eps=1e-5: F.batchnorm_forward(x, g, b, eps)[0],
                                        verbose=False)
     assert not result.passed
+
+
+def test_groupnorm_that_normalizes_the_whole_row_fails():
+    """Layer norm passed off as group norm: right only where the checker uses one group."""
+    def student(x, gamma, beta, num_groups, eps=1e-5):
+        return F.layernorm_forward(x, gamma, beta, eps)
+    result = check.groupnorm_forward(student, verbose=False)
+    assert not result.passed and result.worst_output == "out"
+    assert any(e[0] == (32, 16) and e[3] > 1e-2 for e in result.errors)
+    assert check.groupnorm_groups(16) == 4 and check.groupnorm_groups(5) == 5 and check.groupnorm_groups(1) == 1
+
+
+def test_groupnorm_backward_without_the_variance_path_fails():
+    def student(dout, cache):
+        n, d = dout.shape
+        g = cache["num_groups"]
+        dxhat = (dout * cache["gamma"]).reshape(n, g, d // g)
+        dx = (dxhat - dxhat.mean(2, keepdims=True)) * cache["inv_std"]
+        return dx.reshape(n, d), (dout * cache["xhat"]).sum(0), dout.sum(0)
+    result = check.groupnorm_backward(student, verbose=False)
+    assert not result.passed and result.worst_output == "dx"
+
+
+# --------------------------------------------------------------------------- node by node
+
+def _nodes_with(dout, cache, **changes):
+    """The reference node gradients, recomputed downstream of the nodes replaced in ``changes``."""
+    g = F.batchnorm_backward_nodes(dout, cache)
+    m = len(dout)
+    g.update(changes)
+    if "var" in changes or "xhat" in changes:
+        g["xc"] = g["xhat"] * cache["inv_std"] + 2 * cache["xc"] * g["var"] / m
+    g["mu"] = -g["xc"].sum(0)
+    g["x"] = g["xc"] + g["mu"] / m
+    return g
+
+
+def test_nodes_checker_passes_the_reference_and_keepdims_shapes(capsys):
+    assert check.batchnorm_backward_nodes(F.batchnorm_backward_nodes).passed
+    assert capsys.readouterr().out.startswith("PASS batchnorm_backward_nodes")
+
+    def keepdims(dout, cache):   # Karpathy-style (1, D) statistics
+        return {k: (v.reshape(1, -1) if v.ndim == 1 else v) for k, v in F.batchnorm_backward_nodes(dout, cache).items()}
+    assert check.batchnorm_backward_nodes(keepdims, verbose=False).passed
+
+
+def test_nodes_checker_names_the_first_wrong_node(capsys):
+    def student(dout, cache):  # forgets the −½ of d√v/dv = 1/(2√v): the var node is off by 2
+        g = F.batchnorm_backward_nodes(dout, cache)
+        return _nodes_with(dout, cache, var=g["std"] / cache["std"])
+    result = check.batchnorm_backward_nodes(student)
+    out = capsys.readouterr().out
+    assert not result.passed and result.worst_output == "var"
+    assert "first wrong node is 'var'" in out and "(beta, gamma, xhat, inv_std, std) are right" in out
+    assert "var WRONG" in out and "xc WRONG" in out
+
+
+def test_nodes_checker_catches_a_missing_second_path_into_xc():
+    def student(dout, cache):  # ∂ℓ/∂xc only through xhat: xc is the first wrong node
+        g = F.batchnorm_backward_nodes(dout, cache)
+        return _nodes_with(dout, cache, xc=g["xhat"] * cache["inv_std"])
+    result = check.batchnorm_backward_nodes(student, verbose=False)
+    assert not result.passed and result.worst_output == "xc"
+
+
+def test_nodes_checker_reports_missing_keys_and_wrong_returns():
+    def student(dout, cache):
+        g = F.batchnorm_backward_nodes(dout, cache)
+        del g["inv_std"]
+        return g
+    result = check.batchnorm_backward_nodes(student, verbose=False)
+    assert not result.passed and "['inv_std']" in result.message
+    result = check.batchnorm_backward_nodes(F.batchnorm_backward, verbose=False)
+    assert not result.passed and "should return a dict" in result.message
+
+
+def test_a_backward_that_returns_zero_dx_fails():
+    """With an all-ones upstream gradient the true ∂ℓ/∂x is 0 (Σᵢ yᵢ = mβ whatever x), so a
+    backward returning dx = 0 would pass such a check; the checkers' random upstream gradients catch it."""
+    x, gamma, beta, _, _ = check._inputs(8, 5, seed=0)
+    _, cache = F.batchnorm_forward(x, gamma, beta)
+    dx_ones, _, _ = F.batchnorm_backward(np.ones_like(x), cache)
+    assert np.abs(dx_ones).max() < 1e-12 * np.abs(x).max()
+    result = check.batchnorm_backward(lambda d, c: (np.zeros_like(d), *F.batchnorm_backward(d, c)[1:]), verbose=False)
+    assert not result.passed and result.worst_output == "dx"

@@ -252,26 +252,33 @@ def test_bias_correction_fixes_early_estimates_and_fades_later():
 
 # --------------------------------------------------------------------------- layer norm
 
-@pytest.mark.parametrize("n,d", [(1, 4), (3, 2), (6, 5), (16, 12)])
-def test_layernorm_against_torch_and_finite_differences(n, d):
-    rng = np.random.default_rng(n + d)
-    scale = 3e-3 if d == 2 else 1.0  # two values per row: keep their variance ~ eps (see make_inputs)
-    x = 1 + 2 * scale * rng.standard_normal((n, d))
-    gamma, beta, dout = rng.standard_normal(d), rng.standard_normal(d), rng.standard_normal((n, d))
-    out, cache = F.layernorm_forward(x, gamma, beta)
+def check_against_torch(forward, backward, torch_fn, x, gamma, beta, dout, h):
+    """A NumPy (forward, backward) pair against torch autograd and 4th-order finite differences."""
+    out, cache = forward(x, gamma, beta)
     xt, gt, bt = (torch.tensor(a, requires_grad=True) for a in (x, gamma, beta))
-    ref = torch.nn.functional.layer_norm(xt, (d,), gt, bt, eps=1e-5)
+    ref = torch_fn(xt, gt, bt)
     ref.backward(torch.tensor(dout))
     assert rel_error(out, ref.detach().numpy()) < 1e-10
-    grads = F.layernorm_backward(dout, cache)
+    grads = backward(dout, cache)
     inputs = [x, gamma, beta]
     for j, (g, t) in enumerate(zip(grads, (xt, gt, bt))):
         assert rel_error(g, t.grad.numpy()) < 1e-8
         def f(a, j=j):
             args = list(inputs)
             args[j] = a
-            return F.layernorm_forward(*args)[0]
-        assert rel_error(g, numerical_gradient(f, inputs[j].copy(), dout, h=3e-3 * scale, order=4)) < 1e-8
+            return forward(*args)[0]
+        assert rel_error(g, numerical_gradient(f, inputs[j].copy(), dout, h=h, order=4)) < 1e-8
+
+
+@pytest.mark.parametrize("n,d", [(1, 4), (3, 2), (6, 5), (16, 12)])
+def test_layernorm_against_torch_and_finite_differences(n, d):
+    rng = np.random.default_rng(n + d)
+    scale = 3e-3 if d == 2 else 1.0  # two values per row: keep their variance ~ eps (see make_inputs)
+    x = 1 + 2 * scale * rng.standard_normal((n, d))
+    gamma, beta, dout = rng.standard_normal(d), rng.standard_normal(d), rng.standard_normal((n, d))
+    check_against_torch(F.layernorm_forward, F.layernorm_backward,
+                        lambda xt, gt, bt: torch.nn.functional.layer_norm(xt, (d,), gt, bt, eps=1e-5),
+                        x, gamma, beta, dout, h=3e-3 * scale)
 
 
 def test_layernorm_of_one_feature_is_beta_with_zero_gradient():
@@ -280,6 +287,31 @@ def test_layernorm_of_one_feature_is_beta_with_zero_gradient():
     np.testing.assert_array_equal(out, 0.5)
     dx, _, _ = F.layernorm_backward(np.ones((3, 1)), cache)
     np.testing.assert_array_equal(dx, 0.0)
+
+
+# --------------------------------------------------------------------------- group norm
+
+@pytest.mark.parametrize("n,d,g", [(1, 6, 2), (3, 9, 3), (6, 12, 4), (4, 5, 1)])
+def test_groupnorm_against_torch_and_finite_differences(n, d, g):
+    rng = np.random.default_rng(n + d + g)
+    x = 1 + 2 * rng.standard_normal((n, d))
+    gamma, beta, dout = rng.standard_normal(d), rng.standard_normal(d), rng.standard_normal((n, d))
+    check_against_torch(lambda *a: F.groupnorm_forward(*a, g), F.groupnorm_backward,
+                        lambda xt, gt, bt: torch.nn.functional.group_norm(xt, g, gt, bt, eps=1e-5),
+                        x, gamma, beta, dout, h=1e-3)
+
+
+def test_groupnorm_of_one_group_is_layernorm():
+    rng = np.random.default_rng(0)
+    x, gamma, beta = rng.standard_normal((5, 6)), rng.standard_normal(6), rng.standard_normal(6)
+    np.testing.assert_allclose(F.groupnorm_forward(x, gamma, beta, 1)[0], F.layernorm_forward(x, gamma, beta)[0],
+                               rtol=1e-12, atol=1e-12)
+    with pytest.raises(ValueError, match="positive divisor"):
+        F.groupnorm_forward(x, gamma, beta, 4)
+    # one feature per group: x̂ = 0, the output is β and the input gradient exactly zero
+    out, cache = F.groupnorm_forward(x, gamma, beta, 6)
+    np.testing.assert_array_equal(out, np.broadcast_to(beta, x.shape))
+    np.testing.assert_array_equal(F.groupnorm_backward(np.ones_like(x), cache)[0], 0.0)
 
 
 # --------------------------------------------------------------------------- bad input
@@ -322,3 +354,26 @@ def test_bad_backward_and_inference_input():
         F.RunningStats(3).update(np.ones((4, 2)))
     with pytest.raises(ValueError, match="bias_correction"):
         F.RunningStats(3, momentum=None, bias_correction=True)
+
+
+@pytest.mark.parametrize("n,d", [(2, 3), (16, 3)])
+def test_backward_nodes_equal_autograd_at_every_node(n, d):
+    """Every intermediate gradient of the staged backward equals autograd's on the same graph."""
+    x, gamma, beta, dout, _ = make_inputs(n, d, seed=7)
+    _, cache = F.batchnorm_forward(x, gamma, beta)
+    got = F.batchnorm_backward_nodes(dout, cache)
+    assert list(got) == list(F.BACKWARD_NODES)
+    t = {k: torch.tensor(v, requires_grad=True) for k, v in (("x", x), ("gamma", gamma), ("beta", beta))}
+    t["mu"] = t["x"].mean(0)
+    t["xc"] = t["x"] - t["mu"]
+    t["var"] = (t["xc"] ** 2).mean(0)
+    t["std"] = torch.sqrt(t["var"] + cache["eps"])
+    t["inv_std"] = 1 / t["std"]
+    t["xhat"] = t["xc"] * t["inv_std"]
+    for v in t.values():
+        v.retain_grad()
+    (t["gamma"] * t["xhat"] + t["beta"]).backward(torch.tensor(dout))
+    for key in F.BACKWARD_NODES:
+        assert rel_error(got[key], t[key].grad.numpy()) < 1e-10, key
+    dx, dgamma, dbeta = F.batchnorm_backward(dout, cache)
+    assert np.array_equal(dx, got["x"]) and np.array_equal(dgamma, got["gamma"]) and np.array_equal(dbeta, got["beta"])

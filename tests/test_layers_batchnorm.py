@@ -192,3 +192,36 @@ def test_mlp_with_bn_trains_exactly_like_mlp_with_torch_bn(small_fmnist):
     torch.testing.assert_close(torch.tensor(bn.train_loss), torch.tensor(ref.train_loss), rtol=1e-5, atol=1e-5)
     assert bn.train_loss[:10].mean() - bn.train_loss[-10:].mean() > 0.3  # it did train
     assert list(bn.test_acc) == pytest.approx(list(ref.test_acc), abs=1e-3)
+
+
+@pytest.mark.parametrize("shape", [(8, 6), (5, 6, 3)])
+def test_linear_then_batchnorm_gradients_match_torch(shape):
+    """BN after a layer (not first): the gradient that BN passes down (dx) reaches the layer's weights
+    and input, checked against nn.BatchNorm1d and by gradcheck, with a random (not all-ones) upstream
+    gradient (with all ones, Σᵢ yᵢ = mβ is constant in x and any dx would pass)."""
+    g = torch.Generator().manual_seed(8)
+    u = torch.randn(shape[0], 4, *shape[2:], generator=g, dtype=torch.float64)
+    if len(shape) == 3:
+        u = u.transpose(1, 2)                      # (N, L, 4): the Linear acts on the last dim
+    lin = nn.Linear(4, shape[1]).double()
+    ours, ref = BatchNorm(shape[1]).double(), torch_layer(shape).double()
+    random_affine(ours, ref, 9)
+    dout = torch.randn(shape, generator=g, dtype=torch.float64)
+    grads = []
+    for bn in (ours, ref):
+        lin.zero_grad()
+        bn.zero_grad()
+        ui = u.clone().requires_grad_(True)
+        h = lin(ui)
+        h = h.transpose(1, 2) if len(shape) == 3 else h
+        bn(h).backward(dout)
+        grads.append([ui.grad.clone(), lin.weight.grad.clone(), lin.bias.grad.clone(), bn.weight.grad.clone()])
+    for mine, want in zip(*grads):
+        close(mine, want, tol=1e-10)
+    assert grads[0][0].abs().max() > 1e-3           # dx is checked on something non-zero ...
+    assert grads[0][2].abs().max() < 1e-12          # ... and the bias before BN gets none
+
+    def f(ui, w):
+        h = ui @ w.T
+        return batchnorm_train(h.transpose(1, 2) if len(shape) == 3 else h, ours.weight, ours.bias, 1e-5)[0]
+    assert torch.autograd.gradcheck(f, (u.clone().requires_grad_(True), lin.weight.detach().clone().requires_grad_(True)))

@@ -6,7 +6,11 @@ the layer and the fix.
 """
 from __future__ import annotations
 
+import copy
+import io
 import itertools
+import pickle
+from collections import OrderedDict
 
 import pytest
 import torch
@@ -87,3 +91,273 @@ def test_hessian_vector_product_of_mlp_bn_equals_torch_bn(frozen):
     assert len(mine) == len(ref) > 0
     for a, b in zip(mine, ref):
         torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-10)
+
+
+# --------------------------------------------------------------------------- dtypes and precision
+
+SHAPES = [(16, 5), (6, 4, 7), (4, 3, 5, 5)]
+# tolerance per dtype: a few units in the last place of the dtype, after normalization
+TOL = {torch.float16: 4e-3, torch.bfloat16: 3e-2, torch.float32: 1e-5, torch.float64: 1e-12}
+
+
+def run_steps(layer: nn.Module, xs: list[torch.Tensor], dout: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Train-mode forward/backward on each batch, then one eval forward: everything that can differ."""
+    record: dict[str, torch.Tensor] = {}
+    for k, x in enumerate(xs):
+        x = x.clone().requires_grad_(True)
+        out = layer(x)
+        out.backward(dout.to(out.dtype))
+        record[f"out{k}"], record[f"dx{k}"] = out.detach(), x.grad
+    record["dweight"], record["dbias"] = layer.weight.grad, layer.bias.grad
+    record["running_mean"], record["running_var"] = layer.running_mean.clone(), layer.running_var.clone()
+    layer.eval()
+    record["eval"] = layer(xs[0]).detach()
+    return record
+
+
+def assert_same_records(mine: dict, ref: dict, tol: float) -> None:
+    assert mine.keys() == ref.keys()
+    for key in ref:
+        assert mine[key].dtype == ref[key].dtype, key
+        assert mine[key].shape == ref[key].shape, key
+        torch.testing.assert_close(mine[key].double(), ref[key].double(), rtol=tol, atol=tol, msg=key)
+
+
+def batches(shape, dtype, n: int = 3, seed: int = 0) -> list[torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    return [(1 + k + (2 + k) * torch.randn(shape, generator=g)).to(dtype) for k in range(n)]
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=str)
+@pytest.mark.parametrize("dtype", list(TOL), ids=str)
+def test_layer_in_each_dtype_matches_torch(shape, dtype):
+    """layer.to(dtype) on input of that dtype: outputs, gradients, running statistics, eval output."""
+    ours, ref = (layer.to(dtype) for layer in pair(shape, seed=4))
+    dout = torch.randn(shape, generator=torch.Generator().manual_seed(5))
+    xs = batches(shape, dtype)
+    assert_same_records(run_steps(ours, xs, dout), run_steps(ref, xs, dout), TOL[dtype])
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=str)
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=str)
+def test_low_precision_input_into_float32_layer_matches_torch(shape, dtype):
+    """Mixed precision: half/bf16 input, float32 parameters; output keeps the input dtype, stats stay float32."""
+    ours, ref = pair(shape, seed=6)
+    dout = torch.randn(shape, generator=torch.Generator().manual_seed(7))
+    xs = batches(shape, dtype, seed=8)
+    mine, want = run_steps(ours, xs, dout), run_steps(ref, xs, dout)
+    assert mine["out0"].dtype == mine["eval"].dtype == mine["dx0"].dtype == dtype
+    assert ours.running_mean.dtype == ours.weight.grad.dtype == torch.float32
+    assert_same_records(mine, want, TOL[dtype])
+
+
+def test_float16_statistics_do_not_overflow():
+    """64·32·32 values near 1 per channel: a float16 sum would pass 65,504; torch's is finite, so is ours."""
+    x = (0.5 + torch.rand(64, 3, 32, 32, generator=torch.Generator().manual_seed(0))).half()
+    ours, ref = BatchNorm(3).half(), nn.BatchNorm2d(3).half()
+    out, want = ours(x), ref(x)
+    assert torch.isfinite(out).all() and torch.isfinite(ours.running_mean).all()
+    torch.testing.assert_close(out.float(), want.float(), rtol=4e-3, atol=4e-3)
+    torch.testing.assert_close(ours.running_mean, ref.running_mean, rtol=1e-3, atol=1e-3)
+    torch.testing.assert_close(ours.running_var, ref.running_var, rtol=1e-3, atol=1e-3)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=str)
+def test_mlp_trains_under_cpu_autocast_like_torch_bn(dtype):
+    """A few SGD steps of mlp(norm="bn") under torch.autocast equal mlp(norm="torch_bn")'s."""
+    losses = {}
+    for norm in ("bn", "torch_bn"):
+        torch.manual_seed(0)
+        model = models.mlp(widths=(32, 32), norm=norm, in_features=20)
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        g = torch.Generator().manual_seed(1)
+        losses[norm] = []
+        for _ in range(3):
+            x, y = torch.randn(30, 20, generator=g), torch.randint(0, 10, (30,), generator=g)
+            with torch.autocast("cpu", dtype=dtype):
+                logits = model(x)
+                loss = nn.functional.cross_entropy(logits, y)
+            assert logits.dtype == dtype
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            losses[norm].append(loss.item())
+        losses[norm].append(model.norm1.running_mean.clone())
+    torch.testing.assert_close(torch.tensor(losses["bn"][:3]), torch.tensor(losses["torch_bn"][:3]),
+                               rtol=TOL[dtype], atol=TOL[dtype])
+    torch.testing.assert_close(losses["bn"][3], losses["torch_bn"][3], rtol=TOL[dtype], atol=TOL[dtype])
+
+
+@pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
+def test_channels_last_input_matches_torch_and_keeps_its_memory_format(training):
+    shape = (4, 3, 5, 5)
+    ours, ref = pair(shape, seed=9)
+    ours.train(training), ref.train(training)
+    x = torch.randn(shape, generator=torch.Generator().manual_seed(10)).to(memory_format=torch.channels_last)
+    results = []
+    for layer in (ours, ref):
+        xi = x.clone().requires_grad_(True)
+        out = layer(xi)
+        out.backward(torch.ones_like(out))
+        results.append((out, xi.grad))
+    (out, dx), (want, dwant) = results
+    assert out.is_contiguous(memory_format=torch.channels_last) == want.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(out, want, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(dx, dwant, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("shape", [(0, 3), (0, 3, 4, 4), (5, 3, 0)], ids=str)
+def test_empty_batch_behaves_like_torch(shape):
+    """An empty batch: empty output, running statistics unchanged, the counter advances (torch's rule)."""
+    ours, ref = pair(shape, seed=11)
+    x = torch.randn(shape)
+    out, want = ours(x), ref(x)
+    assert out.shape == want.shape == shape
+    torch.testing.assert_close(ours.running_mean, ref.running_mean)
+    torch.testing.assert_close(ours.running_var, ref.running_var)
+    assert int(ours.num_batches_tracked) == int(ref.num_batches_tracked)
+
+
+@pytest.mark.parametrize("momentum", [0.0, 1.0, None])
+def test_momentum_edge_values_match_torch(momentum):
+    shape = (10, 4)
+    ours, ref = pair(shape, seed=12, momentum=momentum)
+    dout = torch.randn(shape)
+    assert_same_records(run_steps(ours, batches(shape, torch.float32, n=4), dout),
+                        run_steps(ref, batches(shape, torch.float32, n=4), dout), 1e-5)
+
+
+# --------------------------------------------------------------------------- where torch refuses, ours refuses
+
+REFUSED = {
+    "float64 into float32": (lambda: BatchNorm(3), lambda: nn.BatchNorm1d(3), torch.randn(8, 3).double(),
+                             TypeError, ["BatchNorm(3)", "model.double()"]),
+    "float32 into float16": (lambda: BatchNorm(3).half(), lambda: nn.BatchNorm1d(3).half(), torch.randn(8, 3),
+                             TypeError, ["BatchNorm(3)", "model.float()"]),
+    "bfloat16 into float16": (lambda: BatchNorm(3).half(), lambda: nn.BatchNorm1d(3).half(),
+                              torch.randn(8, 3).bfloat16(), TypeError, ["BatchNorm(3)", "model.bfloat16()"]),
+    "uint8 pixels": (lambda: BatchNorm(3), lambda: nn.BatchNorm1d(3), torch.randint(0, 255, (8, 3), dtype=torch.uint8),
+                     TypeError, ["BatchNorm(3)", "x.float()"]),
+    "eps=0 in training": (lambda: BatchNorm(3, eps=0), lambda: nn.BatchNorm1d(3, eps=0), torch.zeros(8, 3),
+                          ValueError, ["eps", "eps > 0"]),
+    "one value per channel": (lambda: BatchNorm(3), lambda: nn.BatchNorm1d(3), torch.randn(1, 3),
+                              ValueError, ["more than 1 value", "model.eval()"]),
+    "5-D input": (lambda: BatchNorm(3), lambda: nn.BatchNorm2d(3), torch.randn(2, 3, 2, 2, 2),
+                  ValueError, ["BatchNorm(3)", "(N, C, H, W)"]),
+}
+
+
+@pytest.mark.parametrize("case", list(REFUSED))
+def test_where_torch_refuses_ours_refuses_naming_the_fix(case):
+    make_ours, make_ref, x, error, words = REFUSED[case]
+    with pytest.raises((RuntimeError, ValueError, NotImplementedError)):
+        make_ref()(x)
+    with pytest.raises(error) as info:
+        make_ours()(x)
+    for word in words:
+        assert word in str(info.value), (word, str(info.value))
+
+
+def test_eval_mode_with_eps_zero_works_like_torch():
+    """eps = 0 is refused only in training: in eval mode the running variance is positive."""
+    ours, ref = pair((6, 3), seed=13, eps=0.0)
+    x = torch.randn(6, 3)
+    torch.testing.assert_close(ours.eval()(x), ref.eval()(x))
+
+
+def test_eps_zero_on_a_constant_feature_never_gives_a_silent_nan():
+    """Fashion-MNIST's border pixels are 0 in every image: a constant feature."""
+    x = torch.randn(8, 3)
+    x[:, 1] = 0.0
+    with pytest.raises(ValueError, match="eps > 0"):
+        BatchNorm(3, eps=0.0)(x)
+    assert torch.isfinite(BatchNorm(3)(x)).all()
+
+
+# --------------------------------------------------------------------------- state dicts, copies, eval mode
+
+def trained_pair(shape=(10, 4), steps: int = 3, **kw) -> tuple[nn.Module, nn.Module]:
+    ours, ref = pair(shape, seed=14, **kw)
+    for x in batches(shape, torch.float32, n=steps, seed=15):
+        ours(x), ref(x)
+    return ours, ref
+
+
+def test_state_dicts_have_the_same_keys_and_load_across():
+    ours, ref = trained_pair()
+    assert list(ours.state_dict()) == list(ref.state_dict())
+    fresh_ref, fresh_ours = nn.BatchNorm1d(4), BatchNorm(4)
+    fresh_ref.load_state_dict(ours.state_dict())
+    fresh_ours.load_state_dict(ref.state_dict())
+    x = torch.randn(5, 4)
+    for layer in (ours, ref, fresh_ref, fresh_ours):
+        layer.eval()
+    torch.testing.assert_close(fresh_ref(x), ours(x))
+    torch.testing.assert_close(fresh_ours(x), ref(x))
+    assert int(fresh_ours.num_batches_tracked) == int(fresh_ref.num_batches_tracked) == 3
+
+
+@pytest.mark.parametrize("version", [None, 1], ids=["hand-written", "version 1"])
+@pytest.mark.parametrize("counter", [0, 7], ids=["fresh layer", "counter 7"])
+def test_old_state_dict_without_num_batches_tracked_loads_like_torch(version, counter):
+    """Checkpoints from before torch added the counter (or a hand-written BN's) load; the counter is kept."""
+    source, _ = trained_pair()
+    old = {k: v.clone() for k, v in source.state_dict().items() if k != "num_batches_tracked"}
+    if version is not None:  # what torch.save of an old model stored: the layer's version in _metadata
+        old = OrderedDict(old)
+        old._metadata = {"": {"version": version}}  # type: ignore[attr-defined]
+    ours, ref = BatchNorm(4), nn.BatchNorm1d(4)
+    ours.num_batches_tracked.fill_(counter)
+    ref.num_batches_tracked.fill_(counter)
+    ours.load_state_dict(old)
+    ref.load_state_dict(old)
+    assert int(ours.num_batches_tracked) == int(ref.num_batches_tracked) == counter
+    torch.testing.assert_close(ours.running_mean, ref.running_mean)
+    torch.testing.assert_close(ours.running_var, source.running_var)
+
+
+def test_new_state_dict_missing_the_counter_is_refused_like_torch():
+    """A version-2 state dict must have the counter: both layers report the missing key."""
+    sd = BatchNorm(4).state_dict()
+    del sd["num_batches_tracked"]
+    for layer in (BatchNorm(4), nn.BatchNorm1d(4)):
+        with pytest.raises(RuntimeError, match="num_batches_tracked"):
+            layer.load_state_dict(sd)
+
+
+def test_old_state_dict_loads_inside_a_model():
+    """The prefix of a nested layer ("norm1.") is handled too."""
+    model = models.mlp(widths=(8,), norm="bn", in_features=6)
+    old = {k: v for k, v in model.state_dict().items() if not k.endswith("num_batches_tracked")}
+    fresh = models.mlp(widths=(8,), norm="bn", in_features=6)
+    fresh.load_state_dict(old)
+    torch.testing.assert_close(fresh.norm1.running_var, model.norm1.running_var)
+
+
+def test_deepcopy_and_pickle_keep_state_and_behaviour():
+    ours, _ = trained_pair()
+    x = torch.randn(6, 4)
+    buffer = io.BytesIO()
+    torch.save(ours, buffer)
+    buffer.seek(0)
+    copies = [copy.deepcopy(ours), torch.load(buffer, weights_only=False)]
+    copies.append(pickle.loads(pickle.dumps(ours)))
+    for twin in copies:
+        assert type(twin) is BatchNorm and twin.momentum == ours.momentum and twin.eps == ours.eps
+        for a, b in zip(list(twin.parameters()) + list(twin.buffers()), list(ours.parameters()) + list(ours.buffers())):
+            assert torch.equal(a, b) and a.data_ptr() != b.data_ptr()
+        original = copy.deepcopy(ours)
+        torch.testing.assert_close(twin(x), original(x))  # train mode: same output, same update
+        torch.testing.assert_close(twin.eval()(x), original.eval()(x))
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=str)
+def test_eval_mode_matches_torch_and_leaves_statistics_alone(shape):
+    ours, ref = pair(shape, seed=16)
+    for x in batches(shape, torch.float32, n=3, seed=17):
+        ours(x), ref(x)
+    ours.eval(), ref.eval()
+    before = ours.running_mean.clone(), int(ours.num_batches_tracked)
+    x = torch.randn((1,) + tuple(shape[1:]))  # a single example is fine at inference
+    torch.testing.assert_close(ours(x), ref(x), rtol=1e-5, atol=1e-5)
+    assert torch.equal(ours.running_mean, before[0]) and int(ours.num_batches_tracked) == before[1]

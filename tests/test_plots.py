@@ -46,6 +46,7 @@ def test_method_colours_are_fixed_and_found_in_longer_labels():
     assert plots.color("plain") == plots.color("plain, init std 0.01") == plots.color("no BN")
     assert plots.color("BN") == plots.color("BN (lr 0.5)") == plots.COLORS["bn"]
     assert plots.color("noisy BN") == plots.COLORS["noisy_bn"] != plots.color("BN")
+    assert plots.color("well-scaled start") == plots.color("plain + LSUV") == plots.COLORS["lsuv"] != plots.color("plain")
     assert plots.color("some new method") == plots.color("some new method")  # stable, not random
 
 

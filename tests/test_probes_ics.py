@@ -177,3 +177,34 @@ def test_jitter_is_the_mean_step_to_step_change():
     np.testing.assert_allclose(jitter(series), [1.0, 1.5])
     with pytest.raises(ValueError, match="two steps"):
         jitter(np.zeros((1, 3)))
+
+
+def test_ics_per_unit_of_lower_layer_movement():
+    model = _tiny()
+    x, y = _batch()
+    lr = 0.3
+    res = ics(model, (x, y), lr)
+    params = [model.fc1.weight, model.fc1.bias, model.fc2.weight, model.fc2.bias]
+    grads = torch.autograd.grad(nn.functional.cross_entropy(model(x), y), params)
+    # the layers below "out" (fc1 and fc2) moved by lr * their joint gradient
+    moved = lr * float(torch.cat([g.flatten() for g in grads]).norm())
+    np.testing.assert_allclose(res.lower_step, [0.0, lr * float(torch.cat([g.flatten() for g in grads[:2]]).norm()),
+                                                moved], rtol=1e-5)
+    np.testing.assert_allclose(res.per_movement[2], res.ics[2] / moved, rtol=1e-5)
+    assert np.isnan(res.per_movement[0])  # layer 1: nothing below it moved
+    # for small steps the ratio tends to a finite curvature (a mixed second derivative), not to 0
+    small = ics(model, (x, y), 1e-3)
+    smaller = ics(model, (x, y), 5e-4)
+    assert np.all(small.ics[1:] > 1.5 * smaller.ics[1:])
+    np.testing.assert_allclose(small.per_movement[1:], smaller.per_movement[1:], rtol=0.05)
+    st = stack_ics([res, small])
+    assert st["per_movement"].shape == (2, 3) and st["lower_step"].shape == (2, 3)
+
+
+def test_ics_series_reads_per_movement():
+    hs = [fit(lambda: _tiny(), (torch.randn(64, 5), torch.randint(0, 3, (64,)), torch.randn(16, 5),
+                               torch.randint(0, 3, (16,))), steps=4, lr=0.1, batch_size=16, seed=s, progress=False,
+              probes={"ics": ics_probe(every=2)}) for s in (0, 1)]
+    steps, values, layers = ics_series(hs, "per_movement")
+    assert values.shape == (2, len(steps), 3) and np.all(np.isnan(values[:, :, 0]))
+    assert np.all(np.isfinite(values[:, :, 1:])) and np.all(values[:, :, 1:] > 0)

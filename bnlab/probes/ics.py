@@ -59,6 +59,16 @@ class ICS:
         step: the training step it was taken at (-1 if unknown).
         param_norm: (K,) ‖W_i‖₂ of the layer's parameters (all of its group), so
             that ``lr * grad_norm / param_norm`` is the relative size of its SGD step.
+        lower_step: (K,) η‖G_{<i}‖₂, how far the layers below i moved (the norm of
+            their joint SGD step, all of layers 1..i−1 together); 0 for layer 1.
+        per_movement: (K,) ‖G_i − G′_i‖₂ / (η‖G_{<i}‖₂), ICS per unit of lower-layer
+            movement (NaN for layer 1, which has none). G_i − G′_i is the change of
+            layer i's gradient caused by moving the lower layers by ηG_{<i}, so if the
+            loss is β-smooth (gradient β-Lipschitz, Santurkar et al. 2018 §3.1) then
+            ‖G_i − G′_i‖ ≤ β·η‖G_{<i}‖: this ratio is a lower bound on that β along the
+            lower layers' step. A network can have large ICS because its lower layers
+            take large steps, or because its gradient is sensitive to them; this
+            separates the two.
     """
 
     layers: list[str]
@@ -68,6 +78,8 @@ class ICS:
     grad_norm: np.ndarray
     step: int = -1
     param_norm: np.ndarray | None = None
+    lower_step: np.ndarray | None = None
+    per_movement: np.ndarray | None = None
 
 
 def _set_group(params: list[nn.Parameter], values: list[torch.Tensor]) -> None:
@@ -99,7 +111,8 @@ def ics(model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor], lr: float,
         step: the training step, stored in the result.
 
     Returns:
-        an ``ICS`` with per-layer ‖G − G′‖₂, the same relative to ‖G‖₂, and cos(G, G′), each (K,).
+        an ``ICS`` with per-layer ‖G − G′‖₂, the same relative to ‖G‖₂, cos(G, G′), and the
+        same per unit of lower-layer movement ‖G − G′‖₂ / (lr·‖G_{<i}‖₂), each (K,).
     """
     if not lr > 0:
         raise ValueError(f"lr must be positive, got {lr}")
@@ -141,8 +154,12 @@ def ics(model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor], lr: float,
     dots = np.array([float(torch.dot(g, h)) for g, h in zip(g_groups, shifted)])
     w_norm = np.array([float(torch.linalg.vector_norm(torch.cat([p.detach().reshape(-1) for p in params])))
                        for _, params in groups])
+    lower_step = lr * np.sqrt(np.concatenate([[0.0], np.cumsum(g_norm ** 2)[:-1]]))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        per_movement = np.where(lower_step > 0, diff / np.where(lower_step > 0, lower_step, 1.0), np.nan)
     return ICS(layers=names, ics=diff, relative=diff / np.maximum(g_norm, 1e-30),
-               cos=dots / np.maximum(g_norm * h_norm, 1e-30), grad_norm=g_norm, step=step, param_norm=w_norm)
+               cos=dots / np.maximum(g_norm * h_norm, 1e-30), grad_norm=g_norm, step=step, param_norm=w_norm,
+               lower_step=lower_step, per_movement=per_movement)
 
 
 def ics_probe(every: int = 100, train_mode: bool = True) -> Callable[[Any], ICS]:
@@ -167,7 +184,8 @@ def stack_ics(records: Sequence[ICS]) -> dict[str, Any]:
     """Stack T ``ICS`` records (one run) into arrays for plotting.
 
     Returns a dict with "layers" (K names), "step" (T,), and "ics", "relative",
-    "cos", "grad_norm", each (T, K); also "param_norm" (T, K) when every record has it.
+    "cos", "grad_norm", each (T, K); also "param_norm", "lower_step" and "per_movement"
+    (T, K) when every record has them.
     """
     if len(records) == 0:
         raise ValueError("no ICS records to stack (did the probe run?)")
@@ -179,8 +197,9 @@ def stack_ics(records: Sequence[ICS]) -> dict[str, Any]:
         "cos": np.stack([r.cos for r in records]),
         "grad_norm": np.stack([r.grad_norm for r in records]),
     }
-    if all(r.param_norm is not None for r in records):
-        out["param_norm"] = np.stack([r.param_norm for r in records])
+    for key in ("param_norm", "lower_step", "per_movement"):
+        if all(getattr(r, key) is not None for r in records):
+            out[key] = np.stack([getattr(r, key) for r in records])
     return out
 
 
@@ -189,7 +208,8 @@ def ics_series(histories: Sequence[Any], key: str, probe: str = "ics") -> tuple[
 
     Args:
         histories: S ``History`` objects whose ``probes[probe]`` holds ``ICS`` records.
-        key: "ics", "relative", "cos", "grad_norm", "param_norm", or "step_size"
+        key: "ics", "relative", "cos", "grad_norm", "param_norm", "lower_step",
+            "per_movement" (ICS per unit of lower-layer movement), or "step_size"
             (lr · ‖G_i‖ / ‖W_i‖, the relative size of layer i's SGD step; uses each run's lr).
         probe: the probe's name in ``fit(..., probes=...)``.
 
@@ -209,7 +229,8 @@ def ics_series(histories: Sequence[Any], key: str, probe: str = "ics") -> tuple[
                 raise ValueError("the ICS records carry no param_norm; re-run with the current ics probe")
             st["step_size"] = float(h.config["lr"]) * st["grad_norm"] / np.maximum(st["param_norm"], 1e-30)
         if key not in st or key in ("layers", "step"):
-            raise ValueError(f"unknown ICS quantity {key!r}; use ics, relative, cos, grad_norm, param_norm or step_size")
+            raise ValueError(f"unknown ICS quantity {key!r}; use ics, relative, cos, grad_norm, param_norm, "
+                             f"lower_step, per_movement or step_size")
         stacks.append(st)
     n = min(len(st["step"]) for st in stacks)
     return stacks[0]["step"][:n], np.stack([st[key][:n] for st in stacks]), stacks[0]["layers"]
