@@ -46,6 +46,7 @@ run: data
 
 bench: data
 	$(PY) benchmarks/train_speed.py
+	$(PY) benchmarks/parallel_speed.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -27,13 +27,17 @@ from bnlab import functional as F
 from bnlab.gradcheck import numerical_gradient, rel_error
 
 __all__ = ["CheckResult", "batchnorm_forward", "batchnorm_backward", "batchnorm_backward_alt",
-           "batchnorm_inference", "layernorm_forward", "layernorm_backward", "update_running_stats", "SHAPES",
-           "groupnorm_forward", "groupnorm_backward", "groupnorm_groups",
-           "batchnorm_backward_nodes"]
+           "batchnorm_inference", "layernorm_forward", "layernorm_backward", "update_running_stats",
+           "spatial_batchnorm_forward", "spatial_batchnorm_backward", "SHAPES", "SPATIAL_SHAPES",
+           "groupnorm_forward", "groupnorm_backward", "groupnorm_groups", "batchnorm_backward_nodes"]
 
 #: (N, D) of the random inputs every checker uses: the edge cases N = 2 and D = 1, and two ordinary ones.
 SHAPES: tuple[tuple[int, int], ...] = ((2, 3), (4, 1), (8, 5), (32, 16))
+#: (N, C, H, W) of the spatial checkers' inputs: one image, one channel, 1×1 maps, an ordinary batch.
+SPATIAL_SHAPES: tuple[tuple[int, int, int, int], ...] = ((1, 2, 3, 3), (4, 1, 2, 2), (3, 3, 1, 1), (4, 5, 3, 2))
 TOL = 1e-6
+#: below this relative error a float32 result is float32 rounding, not a wrong formula
+FLOAT32_ROUNDING = 1e-4
 
 
 @dataclass
@@ -108,8 +112,15 @@ def _as_outputs(value: Any, names: Sequence[str], shapes: Sequence[tuple[int, ..
     return out
 
 
+def _low_precision(names: Sequence[str], arrays: Sequence[np.ndarray]) -> set[str]:
+    """Names of outputs the student returned in float32 (or float16) although the inputs were float64."""
+    return {n for n, a in zip(names, arrays) if a.dtype in (np.float32, np.float16)}
+
+
 def _verdict(name: str, errors: list[tuple[tuple[int, ...], str, str, float]], tol: float,
-             failure: tuple[tuple[int, ...], str] | None, verbose: bool) -> CheckResult:
+             failure: tuple[tuple[int, ...], str] | None, verbose: bool,
+             low_precision: set[str] | None = None, diagnosis: str | None = None) -> CheckResult:
+    low_precision = low_precision or set()
     if failure is not None:
         shape, why = failure
         msg = f"FAIL {name}: on x of shape {shape} the function {why}."
@@ -119,63 +130,108 @@ def _verdict(name: str, errors: list[tuple[tuple[int, ...], str, str, float]], t
         if worst < tol:
             msg = (f"PASS {name}: worst relative error {worst:.1e} ({output}, x of shape {shape}) "
                    f"over {len({e[0] for e in errors})} inputs.")
+        elif output in low_precision and worst < FLOAT32_ROUNDING:
+            msg = (f"FAIL {name}: {output} is float32, so it is only as precise as float32 (relative error "
+                   f"{worst:.1e} against {against}, tolerance {tol:.0e} for float64). The formula may well be "
+                   f"right: compute in float64 (the inputs are float64; drop the astype(np.float32) or float32 "
+                   f"constants) and check again.")
         else:
             msg = (f"FAIL {name}: {output} is wrong, relative error {worst:.1e} against {against} "
                    f"for x of shape {shape} (tolerance {tol:.0e}).")
+            if diagnosis:
+                msg += f" {diagnosis}"
+            elif output in low_precision:
+                msg += f" (Also: {output} is float32; compute in float64.)"
         result = CheckResult(name, worst < tol, worst, output, shape, tol, errors, msg)
     if verbose:
         print(result.message)
     return result
 
 
+def _spatial_inputs(shape: tuple[int, ...], seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float]:
+    """x (N, C, H, W), gamma (C,), beta (C,), dout (N, C, H, W) in float64, and a finite-difference step h."""
+    rng = np.random.default_rng(seed)
+    c = shape[1]
+    return (1.0 + 3.0 * rng.standard_normal(shape), rng.standard_normal(c), rng.standard_normal(c),
+            rng.standard_normal(shape), 3e-3)
+
+
+def _flat_inputs(shape: tuple[int, ...], seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float]:
+    return _inputs(shape[0], shape[1], seed)
+
+
 def _check_forward(name: str, student: Callable[..., Any], reference: Callable[..., Any], extra: Callable[[int], tuple],
-                   tol: float, verbose: bool) -> CheckResult:
+                   tol: float, verbose: bool, shapes: Sequence[tuple[int, ...]] = SHAPES,
+                   inputs: Callable[..., tuple] = _flat_inputs) -> CheckResult:
+    _check_callable(student, "student_fn")
     errors: list[tuple[tuple[int, ...], str, str, float]] = []
-    for k, (n, d) in enumerate(SHAPES):
-        x, gamma, beta, _, _ = _inputs(n, d, seed=k)
-        args = (x, gamma, beta) + extra(d)
+    low: set[str] = set()
+    for k, shape in enumerate(shapes):
+        x, gamma, beta, _, _ = inputs(shape, seed=k)
+        args = (x, gamma, beta) + extra(shape[1])
         try:
             got = _call(student, *args)
             if isinstance(got, tuple) and len(got) == 2:  # (out, cache)
                 got = got[0]
             (out,) = _as_outputs(got, ["out"], [x.shape])
         except _Failure as why:
-            return _verdict(name, errors, tol, ((n, d), str(why)), verbose)
+            return _verdict(name, errors, tol, (shape, str(why)), verbose)
+        low |= _low_precision(["out"], [out])
         want = reference(*args)
         want = want[0] if isinstance(want, tuple) else want
-        errors.append(((n, d), "out", "the reference", rel_error(out, want)))
-    return _verdict(name, errors, tol, None, verbose)
+        errors.append((shape, "out", "the reference", rel_error(out, want)))
+    return _verdict(name, errors, tol, None, verbose, low)
+
+
+def _check_callable(fn: Any, name: str) -> None:
+    if not callable(fn):
+        raise TypeError(f"{name} must be your function itself (e.g. check.batchnorm_forward(my_batchnorm_forward)), "
+                        f"not its result: got {type(fn).__name__}.")
+
+
+def _check_tol(tol: Any) -> None:
+    if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not 0 < tol < 1:
+        raise ValueError(f"tol must be a relative error in (0, 1), e.g. 1e-6 (the default); got {tol!r}.")
 
 
 def _check_backward(name: str, student: Callable[..., Any], forward: Callable[..., Any],
                     ref_forward: Callable[..., Any], ref_backward: Callable[..., Any], tol: float,
-                    verbose: bool, extra: Callable[[int], tuple] = lambda d: ()) -> CheckResult:
+                    verbose: bool, shapes: Sequence[tuple[int, ...]] = SHAPES,
+                    inputs: Callable[..., tuple] = _flat_inputs,
+                    extra: Callable[[int], tuple] = lambda d: ()) -> CheckResult:
+    _check_callable(student, "student_fn")
+    _check_callable(forward, "forward")
+    _check_tol(tol)
     names = ["dx", "dgamma", "dbeta"]
     errors: list[tuple[tuple[int, ...], str, str, float]] = []
-    for k, (n, d) in enumerate(SHAPES):
-        x, gamma, beta, dout, h = _inputs(n, d, seed=k)
+    low: set[str] = set()
+    for k, shape in enumerate(shapes):
+        x, gamma, beta, dout, h = inputs(shape, seed=k)
+        d = shape[1]
         try:
             fwd = _call(forward, x, gamma, beta, *extra(d))
             if not (isinstance(fwd, tuple) and len(fwd) == 2):
                 raise _Failure("forward should return (out, cache)")
             got = _as_outputs(_call(student, dout, fwd[1]), names, [x.shape, (d,), (d,)])
         except _Failure as why:
-            return _verdict(name, errors, tol, ((n, d), str(why)), verbose)
+            return _verdict(name, errors, tol, (shape, str(why)), verbose)
+        low |= _low_precision(names, got)
         want = ref_backward(dout, ref_forward(x, gamma, beta, *extra(d))[1])
-        inputs = [x, gamma, beta]
+        args0 = [x, gamma, beta]
         for j, (g, w) in enumerate(zip(got, want)):
             def f(a: np.ndarray, j: int = j) -> np.ndarray:
-                args = list(inputs)
+                args = list(args0)
                 args[j] = a
                 return ref_forward(*args, *extra(d))[0]
-            num = numerical_gradient(f, inputs[j].copy(), dout, h=h, order=4)
-            errors.append(((n, d), names[j], "the reference", rel_error(g, w)))
-            errors.append(((n, d), names[j], "finite differences", rel_error(g, num)))
-    return _verdict(name, errors, tol, None, verbose)
+            num = numerical_gradient(f, args0[j].copy(), dout, h=h, order=4)
+            errors.append((shape, names[j], "the reference", rel_error(g, w)))
+            errors.append((shape, names[j], "finite differences", rel_error(g, num)))
+    return _verdict(name, errors, tol, None, verbose, low)
 
 
 def batchnorm_forward(student_fn: Callable[..., Any], tol: float = TOL, verbose: bool = True) -> CheckResult:
     """Check ``student_fn(x, gamma, beta, eps) -> (out, cache)`` against ``functional.batchnorm_forward``."""
+    _check_tol(tol)
     return _check_forward("batchnorm_forward", student_fn, F.batchnorm_forward, lambda d: (1e-5,), tol, verbose)
 
 
@@ -272,11 +328,13 @@ def batchnorm_inference(student_fn: Callable[..., Any], tol: float = TOL, verbos
     def stats(d: int) -> tuple:
         rng = np.random.default_rng(100 + d)
         return rng.standard_normal(d), rng.uniform(0.5, 4.0, d), 1e-5
+    _check_tol(tol)
     return _check_forward("batchnorm_inference", student_fn, F.batchnorm_inference, stats, tol, verbose)
 
 
 def layernorm_forward(student_fn: Callable[..., Any], tol: float = TOL, verbose: bool = True) -> CheckResult:
     """Check ``student_fn(x, gamma, beta, eps) -> (out, cache)`` against ``functional.layernorm_forward``."""
+    _check_tol(tol)
     return _check_forward("layernorm_forward", student_fn, F.layernorm_forward, lambda d: (1e-5,), tol, verbose)
 
 
@@ -292,13 +350,23 @@ def update_running_stats(student_fn: Callable[..., Any], tol: float = TOL, verbo
 
     Feeds 20 batches per shape through the student's update and the reference
     (``functional.update_running_stats``, unbiased m/(m−1) variance) and compares
-    the running mean and variance after every update.
+    the running mean and variance after every update. A failure that matches one
+    of the two common slips is named: momentum used as the weight of the old value
+    (CS231n's convention, not torch's) and the biased batch variance (no m/(m−1)).
     """
+    _check_callable(student_fn, "student_fn")
+    _check_tol(tol)
     name = "update_running_stats"
     errors: list[tuple[tuple[int, ...], str, str, float]] = []
+    low: set[str] = set()
+    # the reference and the slips, as (momentum as the old value's weight?, biased variance?)
+    slips = {(False, False): None, (True, False): "momentum", (False, True): "biased", (True, True): "both"}
+    matches = {key: True for key in slips}
     for k, (n, d) in enumerate(SHAPES):
         rng = np.random.default_rng(k)
-        mine = want = (np.zeros(d), np.ones(d))
+        start = (np.zeros(d), np.ones(d))
+        mine = start
+        chains = {key: start for key in slips}
         for _ in range(20):
             x = 2.0 + 3.0 * rng.standard_normal((n, d))
             args = (x.mean(axis=0), x.var(axis=0), n, 0.1)
@@ -306,11 +374,62 @@ def update_running_stats(student_fn: Callable[..., Any], tol: float = TOL, verbo
                 mine = tuple(_as_outputs(_call(student_fn, *mine, *args), ["mean", "var"], [(d,), (d,)]))
             except _Failure as why:
                 return _verdict(name, errors, tol, ((n, d), str(why)), verbose)
-            want = F.update_running_stats(*want, *args)
+            low |= _low_precision(["running mean", "running var"], mine)
+            for (old_weight, biased) in slips:
+                chain = chains[(old_weight, biased)]
+                chains[(old_weight, biased)] = F.update_running_stats(
+                    *chain, args[0], args[1], n, momentum=0.9 if old_weight else 0.1, unbiased=not biased)
+                mean, var = chains[(old_weight, biased)]
+                if max(rel_error(mine[0], mean), rel_error(mine[1], var)) >= tol:
+                    matches[(old_weight, biased)] = False
+            want = chains[(False, False)]
             errors.append(((n, d), "running mean", "the reference", rel_error(mine[0], want[0])))
             errors.append(((n, d), "running var", "the reference", rel_error(mine[1], want[1])))
-    return _verdict(name, errors, tol, None, verbose)
+    slip = next((slips[key] for key, ok in matches.items() if ok and slips[key]), None)
+    diagnosis = {
+        "momentum": _MOMENTUM_SLIP,
+        "biased": _BIASED_SLIP,
+        "both": f"Two slips. {_MOMENTUM_SLIP} {_BIASED_SLIP}",
+        None: None,
+    }[slip]
+    return _verdict(name, errors, tol, None, verbose, low, diagnosis)
 
+
+_MOMENTUM_SLIP = ("Your update uses momentum as the weight of the OLD value (CS231n's convention: "
+                  "running = momentum·running + (1 − momentum)·batch). Here, as in torch, momentum is the weight "
+                  "of the NEW batch: running = (1 − momentum)·running + momentum·batch.")
+_BIASED_SLIP = ("Your running variance averages the biased batch variance σ_B²; Algorithm 2 (and torch) use the "
+                "unbiased estimate m/(m − 1)·σ_B² (m = batch size).")
+
+
+# --------------------------------------------------------------------------- spatial batch norm (images)
+
+def spatial_batchnorm_forward(student_fn: Callable[..., Any], tol: float = TOL, verbose: bool = True) -> CheckResult:
+    """Check ``student_fn(x, gamma, beta, eps) -> (out, cache)`` for x of shape (N, C, H, W).
+
+    Compares with ``functional.spatial_batchnorm_forward`` (per-channel statistics over
+    N·H·W values, as ``nn.BatchNorm2d``) on the shapes in ``SPATIAL_SHAPES``: one image,
+    one channel, 1×1 feature maps and an ordinary batch.
+    """
+    _check_tol(tol)
+    return _check_forward("spatial_batchnorm_forward", student_fn, F.spatial_batchnorm_forward, lambda c: (1e-5,),
+                          tol, verbose, SPATIAL_SHAPES, _spatial_inputs)
+
+
+def spatial_batchnorm_backward(student_fn: Callable[..., Any], forward: Callable[..., Any] | None = None,
+                               tol: float = TOL, verbose: bool = True) -> CheckResult:
+    """Check ``student_fn(dout, cache) -> (dx, dgamma, dbeta)`` for (N, C, H, W) input.
+
+    Against ``functional.spatial_batchnorm_backward`` and finite differences of
+    ``functional.spatial_batchnorm_forward``; ``forward`` is the function whose cache
+    ``student_fn`` reads (default ``functional.spatial_batchnorm_forward``).
+    """
+    return _check_backward("spatial_batchnorm_backward", student_fn, forward or F.spatial_batchnorm_forward,
+                           F.spatial_batchnorm_forward, F.spatial_batchnorm_backward, tol, verbose,
+                           SPATIAL_SHAPES, _spatial_inputs)
+
+
+# --------------------------------------------------------------------------- group norm
 
 def groupnorm_groups(d: int) -> int:
     """The number of groups the group-norm checkers use for D features: 4 when 4 divides D
@@ -321,6 +440,7 @@ def groupnorm_groups(d: int) -> int:
 def groupnorm_forward(student_fn: Callable[..., Any], tol: float = TOL, verbose: bool = True) -> CheckResult:
     """Check ``student_fn(x, gamma, beta, num_groups, eps) -> (out, cache)`` against
     ``functional.groupnorm_forward`` (Wu & He 2018); ``num_groups`` is ``groupnorm_groups(D)``."""
+    _check_tol(tol)
     return _check_forward("groupnorm_forward", student_fn, F.groupnorm_forward,
                           lambda d: (groupnorm_groups(d), 1e-5), tol, verbose)
 

@@ -17,11 +17,13 @@ then renamed). Run ``python -m bnlab.data fetch`` to prepare data ahead of class
 from __future__ import annotations
 
 import argparse
+import errno
 import gzip
 import hashlib
 import os
 import sys
 import tempfile
+import zlib
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -29,7 +31,7 @@ from urllib.error import URLError
 
 import torch
 
-__all__ = ["Dataset", "DataError", "DataNotFoundError", "load", "fetch", "find", "DATASETS"]
+__all__ = ["Dataset", "DataError", "DataNotFoundError", "DataRootError", "load", "fetch", "find", "DATASETS"]
 
 FILES = (
     "train-images-idx3-ubyte",
@@ -80,6 +82,10 @@ class DataError(RuntimeError):
 
 class DataNotFoundError(DataError, FileNotFoundError):
     """No copy of the dataset was found anywhere bnlab looks."""
+
+
+class DataRootError(DataError):
+    """The data folder cannot take the files (it is a file, read-only or full); another ``root`` fixes it."""
 
 
 @dataclass(frozen=True)
@@ -134,6 +140,8 @@ def repo_data_dir() -> Path:
 
 
 def _spec(name: str) -> _Spec:
+    if not isinstance(name, str):
+        raise TypeError(f"name must be a dataset name (a str), one of {sorted(DATASETS)}; got {type(name).__name__}.")
     key = name.lower().replace("_", "-")
     if key == "fashionmnist":
         key = "fashion-mnist"
@@ -150,6 +158,9 @@ def _canonical(name: str) -> str:
 def _roots(root: str | os.PathLike | None) -> list[Path]:
     """Data roots in search order: explicit root or $BNLAB_DATA, then the repo's data/."""
     roots = []
+    if root is not None and not isinstance(root, (str, os.PathLike)):
+        raise TypeError(f"root must be a folder path (str or pathlib.Path), got {type(root).__name__}; "
+                        "e.g. load(root='~/bnlab-data'), or None to search the usual places.")
     first = root if root is not None else os.environ.get("BNLAB_DATA") or None
     if first is not None:
         roots.append(Path(first).expanduser())
@@ -237,8 +248,41 @@ def _atomic_write_from(src_stream, dest: Path, sha256: str | None, what: str) ->
             tmp.unlink()
 
 
+# errno values that mean "this folder cannot be written", not "the source is damaged"
+_WRITE_ERRNOS = frozenset(getattr(errno, n) for n in ("EACCES", "EPERM", "EROFS", "ENOSPC", "EDQUOT", "ENOTDIR",
+                                                       "EEXIST", "EISDIR") if hasattr(errno, n))
+
+
+def _root_problem(raw: Path, err: OSError) -> DataRootError:
+    """The data root cannot take the files: say which folder, why, and to pick another root."""
+    blocker = next((p for p in (raw, *raw.parents) if p.exists()), None)
+    if blocker is not None and not blocker.is_dir():
+        why = f"{blocker} is a file, not a folder"
+    elif err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        why = f"{blocker or raw} is not writable ({err.strerror})"
+    else:
+        why = f"writing there failed: {err.strerror or err}"
+    return DataRootError(
+        f"Cannot write the dataset into {raw}: {why}. The source copy is fine; choose a writable data "
+        f"folder: load(..., root='some/writable/folder'), `python -m bnlab.data fetch --root FOLDER`, or "
+        f"set BNLAB_DATA to one."
+    )
+
+
+def _ensure_writable(raw: Path) -> None:
+    """Create ``raw`` and write a probe file in it, or raise ``_root_problem`` before any unpacking."""
+    try:
+        raw.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".write-test-", dir=raw)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as err:
+        raise _root_problem(raw, err) from err
+
+
 def _unpack_debian(spec: _Spec, name: str, raw: Path) -> None:
     assert spec.debian_dir is not None
+    _ensure_writable(raw)
     for f in FILES:
         dest = raw / f
         if dest.exists():
@@ -247,11 +291,19 @@ def _unpack_debian(spec: _Spec, name: str, raw: Path) -> None:
         try:
             with gzip.open(src, "rb") as stream:
                 _atomic_write_from(stream, dest, spec.sha256.get(f) if spec.sha256 else None, str(src))
-        except (OSError, EOFError, DataError) as err:
-            raise DataError(
-                f"Could not unpack {src}: {err}. The system copy looks damaged: reinstall it with "
-                f"`sudo apt-get install --reinstall {spec.debian_package}`."
-            ) from err
+        except OSError as err:
+            if err.errno in _WRITE_ERRNOS and getattr(err, "filename", None) != str(src):
+                raise _root_problem(raw, err) from err
+            raise _source_damaged(spec, src, err) from err
+        except (EOFError, zlib.error, DataError) as err:
+            raise _source_damaged(spec, src, err) from err
+
+
+def _source_damaged(spec: _Spec, src: Path, err: Exception) -> DataError:
+    return DataError(
+        f"Could not unpack {src}: {err}. The system copy looks damaged: reinstall it with "
+        f"`sudo apt-get install --reinstall {spec.debian_package}`."
+    )
 
 
 def _download(spec: _Spec, name: str, raw: Path) -> None:
@@ -260,7 +312,7 @@ def _download(spec: _Spec, name: str, raw: Path) -> None:
     from torchvision.datasets.utils import download_and_extract_archive
 
     cls = getattr(tvd, spec.torchvision_class)
-    raw.mkdir(parents=True, exist_ok=True)
+    _ensure_writable(raw)
     with tempfile.TemporaryDirectory(prefix=".download-", dir=raw) as tmp:
         for filename, md5 in cls.resources:
             target = filename[:-3] if filename.endswith(".gz") else filename
@@ -320,6 +372,8 @@ def fetch(name: str = "fashion-mnist", root: str | os.PathLike | None = None, do
         try:
             _download(spec, name, raw)
             return target
+        except DataRootError:
+            raise
         except DataError as err:
             download_error = str(err)
         finally:

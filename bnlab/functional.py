@@ -1,6 +1,6 @@
 """Batch and layer normalization in NumPy: the homework reference.
 
-Every function works on a 2-D array ``x`` of shape (N, D): N examples (the
+Every function but the spatial ones works on a 2-D array ``x`` of shape (N, D): N examples (the
 mini-batch, the paper's m) and D features. Forward functions return
 ``(out, cache)`` and backward functions take ``(dout, cache)`` and return the
 gradients ``(dx, dgamma, dbeta)``, in the style of CS231n's ``layers.py``.
@@ -23,10 +23,16 @@ key         shape      value
 ``gamma``   (D,)       scale γ
 ``beta``    (D,)       shift β
 ``eps``     float      ε
+``layer``   str        ``"batchnorm"`` (``"layernorm"``, ``"groupnorm"`` in theirs)
 ==========  =========  ==========================================================
 
 The layer-norm cache has the same keys, with statistics of shape (N, 1)
-(taken over the D features of each example instead of over the batch).
+(taken over the D features of each example instead of over the batch). Each
+backward function refuses a cache its forward did not make.
+
+For images, ``spatial_batchnorm_forward``/``spatial_batchnorm_backward`` take
+(N, C, H, W) and normalize per channel over N·H·W values, as ``nn.BatchNorm2d``
+(CS231n's spatial batch norm).
 
 No torch here: the torch layer is ``bnlab.layers.BatchNorm``.
 """
@@ -40,6 +46,7 @@ import numpy as np
 __all__ = [
     "batchnorm_forward", "batchnorm_backward", "batchnorm_backward_alt", "batchnorm_inference",
     "layernorm_forward", "layernorm_backward", "update_running_stats", "RunningStats",
+    "spatial_batchnorm_forward", "spatial_batchnorm_backward",
     "groupnorm_forward", "groupnorm_backward",
     "batchnorm_backward_nodes", "BACKWARD_NODES",
 ]
@@ -49,44 +56,113 @@ Cache = dict[str, Any]
 
 # --------------------------------------------------------------------------- input checks
 
-def _as_float_2d(x: Any, name: str = "x") -> np.ndarray:
-    """``x`` as a floating-point (N, D) array, or a ValueError that says what is wrong."""
-    arr = np.asarray(x)
-    if arr.ndim != 2:
-        raise ValueError(
-            f"{name} must be a 2-D array of shape (N, D) (N examples, D features); got shape {arr.shape}. "
-            "Flatten images first, e.g. x.reshape(len(x), -1)."
-        )
+_SPATIAL_ADVICE = (
+    "For images (N, C, H, W) batch norm is per channel over N·H·W values: use "
+    "spatial_batchnorm_forward(x, gamma, beta), or move channels last and flatten, "
+    "x.transpose(0, 2, 3, 1).reshape(-1, C). (x.reshape(len(x), -1) would normalize every pixel "
+    "separately: a different layer from nn.BatchNorm2d.)"
+)
+
+
+def _as_float_array(x: Any, name: str, ndim: int, shape_doc: str) -> np.ndarray:
+    """``x`` as a finite floating-point array of ``ndim`` dimensions, or an error that names the fix."""
+    if isinstance(x, (str, bytes)) or x is None:
+        raise ValueError(f"{name} must be a NumPy array of shape {shape_doc}, got {type(x).__name__}.")
+    try:
+        arr = np.asarray(x)
+    except Exception as err:  # e.g. a torch tensor that requires grad
+        raise ValueError(f"{name} could not be read as a NumPy array ({err}). These functions are NumPy: pass "
+                         f"{name}.detach().numpy() for a torch tensor (bnlab.layers holds the torch layers).") from None
+    if arr.dtype == object:
+        raise ValueError(f"{name} must be a numeric array of shape {shape_doc}; got an array of Python objects "
+                        "(ragged lists?).")
+    if arr.ndim != ndim:
+        advice = _SPATIAL_ADVICE if arr.ndim == 4 and ndim == 2 else (
+            "Flatten features first, e.g. x.reshape(len(x), -1)." if ndim == 2 else
+            "Pass conv activations of shape (N, C, H, W); for (N, D) features use batchnorm_forward.")
+        raise ValueError(f"{name} must be a {ndim}-D array of shape {shape_doc}; got shape {arr.shape}. {advice}")
     if not np.issubdtype(arr.dtype, np.floating):
-        raise ValueError(f"{name} must hold floating-point numbers (float32 or float64); got dtype {arr.dtype}.")
+        raise ValueError(f"{name} must hold floating-point numbers; got dtype {arr.dtype}. Convert it with "
+                        f"{name}.astype(np.float64) (raw uint8 pixels: {name}.astype(np.float64) / 255).")
     if not np.all(np.isfinite(arr)):
         bad = np.argwhere(~np.isfinite(arr))[0]
-        raise ValueError(f"{name} holds non-finite values (NaN or inf), the first at index {tuple(bad)}.")
+        raise ValueError(f"{name} holds non-finite values (NaN or inf), the first at index {tuple(bad)}: "
+                         "find where they came from (a diverged run? a division by zero?) before normalizing.")
     return arr
+
+
+def _as_float_2d(x: Any, name: str = "x") -> np.ndarray:
+    """``x`` as a floating-point (N, D) array, or an error that says what is wrong and how to fix it."""
+    return _as_float_array(x, name, 2, "(N, D) (N examples, D features)")
 
 
 def _as_vector(v: Any, d: int, name: str, dtype: np.dtype) -> np.ndarray:
     """A per-feature parameter as a (D,) array of ``dtype``."""
+    if isinstance(v, (str, bytes)) or v is None:
+        raise ValueError(f"{name} must be a NumPy array of shape ({d},), got {type(v).__name__}.")
     arr = np.asarray(v)
     if arr.shape != (d,):
-        raise ValueError(f"{name} must have shape ({d},), one entry per feature of x; got shape {arr.shape}.")
+        raise ValueError(f"{name} must have shape ({d},), one entry per feature (channel) of x; got shape "
+                         f"{arr.shape}. E.g. {name} = np.{'ones' if name == 'gamma' else 'zeros'}({d}).")
+    if not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
+        raise ValueError(f"{name} must hold numbers, got dtype {arr.dtype}.")
     if not np.all(np.isfinite(arr)):
         raise ValueError(f"{name} holds non-finite values (NaN or inf).")
     return arr.astype(dtype, copy=False)
 
 
 def _check_eps(eps: float) -> float:
+    if isinstance(eps, bool) or not isinstance(eps, (int, float, np.floating, np.integer)):
+        raise ValueError(f"eps must be a number (default 1e-5), got {type(eps).__name__}.")
     if not (np.isfinite(eps) and eps >= 0):
-        raise ValueError(f"eps must be a finite number >= 0, got {eps}.")
+        raise ValueError(f"eps must be a finite number >= 0 (default 1e-5), got {eps}.")
     return float(eps)
 
 
-def _check_dout(dout: Any, cache: Cache, fn: str) -> np.ndarray:
-    if not isinstance(cache, dict) or "x" not in cache or "xhat" not in cache:
-        raise ValueError(f"{fn} needs the cache returned by the matching forward function (a dict with 'x', 'xhat', ...).")
+def _check_constant(var: np.ndarray, eps: float, what: str) -> None:
+    """eps = 0 and a zero variance give 0/0 = NaN: refuse instead of returning a NaN column."""
+    if eps == 0 and np.any(var == 0):
+        first = tuple(int(i) for i in np.argwhere(var == 0)[0])
+        raise ValueError(
+            f"eps=0 and {what} {first[0] if len(first) == 1 else first} is constant (variance 0): x̂ would be "
+            "0/0 = NaN. Use eps > 0 (default 1e-5); constant inputs are common (Fashion-MNIST's border "
+            "pixels are 0 in every image)."
+        )
+
+
+_CACHE_STATS = {"batchnorm": "(D,) per feature", "layernorm": "(N, 1) per example",
+                "groupnorm": "(N, G, 1) per example and group"}
+
+
+def _check_dout(dout: Any, cache: Cache, fn: str, layer: str = "batchnorm") -> np.ndarray:
+    """``dout`` as an array of the forward input's shape; the cache must come from ``layer``'s forward."""
+    forward = f"{layer}_forward"
+    made_by = cache.get("layer") if isinstance(cache, dict) else None
+    if made_by is not None and made_by != layer:
+        raise ValueError(f"{fn} got a cache made by {made_by}_forward, not by {forward}. Pass the cache of "
+                         f"{forward}; each backward pass needs the cache of its own forward.")
+    if not isinstance(cache, dict) or "x" not in cache or "xhat" not in cache or "inv_std" not in cache:
+        kind = type(cache).__name__
+        raise ValueError(f"{fn} needs the cache returned by {forward} (a dict with 'x', 'xhat', 'inv_std', ...); "
+                         f"got a {kind}. Call it as {fn}(dout, cache) with out, cache = {forward}(x, gamma, beta).")
+    x = np.asarray(cache["x"])
+    stats_shape = np.shape(cache["inv_std"])
+    expected = {"batchnorm": (x.shape[1],), "layernorm": (x.shape[0], 1),
+                "groupnorm": (x.shape[0], cache.get("num_groups"), 1)}[layer]
+    if (made_by is not None and made_by != layer) or x.ndim != 2 or stats_shape != expected:
+        source = f"{made_by}_forward" if made_by else f"a forward with statistics of shape {stats_shape}"
+        raise ValueError(
+            f"{fn} got a cache made by {source}, not by {forward}: its statistics must be {_CACHE_STATS[layer]}. "
+            f"Pass the cache of {forward}; each backward pass needs the cache of its own forward."
+        )
+    if isinstance(dout, (str, bytes)) or dout is None:
+        raise ValueError(f"dout must be a NumPy array of shape {x.shape}, got {type(dout).__name__}.")
     arr = np.asarray(dout)
-    if arr.shape != cache["x"].shape:
-        raise ValueError(f"dout has shape {arr.shape} but the forward input had shape {cache['x'].shape}; they must match.")
+    if arr.shape != x.shape:
+        raise ValueError(f"dout has shape {arr.shape} but the forward input had shape {x.shape}; they must match "
+                         "(dout is ∂loss/∂out, one entry per output).")
+    if not np.issubdtype(arr.dtype, np.floating):
+        raise ValueError(f"dout must hold floating-point numbers, got dtype {arr.dtype}; use dout.astype(np.float64).")
     if not np.all(np.isfinite(arr)):
         raise ValueError("dout holds non-finite values (NaN or inf).")
     return arr
@@ -109,6 +185,11 @@ def batchnorm_forward(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray,
     Returns:
         out: (N, D), same dtype as x.
         cache: dict of every intermediate node (see the module docstring).
+
+    Raises:
+        ValueError: x not (N, D) with N >= 2 (4-D images: see ``spatial_batchnorm_forward``),
+            x not floating point (use ``x.astype(np.float64)``), gamma/beta not (D,),
+            non-finite values, eps < 0, or eps = 0 with a constant feature.
     """
     x = _as_float_2d(x)
     n, d = x.shape
@@ -123,12 +204,13 @@ def batchnorm_forward(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray,
     mu = x.mean(axis=0)                      # node 1 mu: mini-batch mean
     xc = x - mu                              # node 2 xc: centre
     var = (xc ** 2).mean(axis=0)             # node 3 var: mean of the squares = biased variance
+    _check_constant(var, eps, "feature")
     std = np.sqrt(var + eps)                 # node 4 std
     inv_std = 1.0 / std                      # node 5 inv_std
     xhat = xc * inv_std                      # node 6 xhat: normalize
     out = gamma * xhat + beta                # node 7 out: scale and shift
     cache = dict(x=x, mu=mu, xc=xc, var=var, std=std, inv_std=inv_std, xhat=xhat,
-                 gamma=gamma, beta=beta, eps=eps)
+                 gamma=gamma, beta=beta, eps=eps, layer="batchnorm")
     return out, cache
 
 
@@ -160,7 +242,7 @@ def batchnorm_backward_nodes(dout: np.ndarray, cache: Cache) -> dict[str, np.nda
         dict with the keys of ``BACKWARD_NODES``: the total derivative of ℓ with respect to
         that node's value, of the node's shape ((N, D) for x, xc, xhat; (D,) for the others).
     """
-    dout = _check_dout(dout, cache, "batchnorm_backward")
+    dout = _check_dout(dout, cache, "batchnorm_backward_nodes")
     xc, std, inv_std, xhat, gamma = cache["xc"], cache["std"], cache["inv_std"], cache["xhat"], cache["gamma"]
     m = dout.shape[0]
     g: dict[str, np.ndarray] = {}
@@ -276,13 +358,33 @@ def update_running_stats(running_mean: np.ndarray, running_var: np.ndarray, batc
     Returns:
         new_mean, new_var: (D,).
     """
-    if not 0 < momentum <= 1:
-        raise ValueError(f"momentum must be in (0, 1], got {momentum}.")
+    if isinstance(momentum, bool) or not isinstance(momentum, (int, float, np.floating)) or not 0 < momentum <= 1:
+        raise ValueError(f"momentum must be a number in (0, 1], the weight of the new batch (torch's convention), "
+                         f"got {momentum!r}. CS231n's momentum (the weight of the old value) is 1 - this one.")
+    if isinstance(m, bool) or not isinstance(m, (int, np.integer)) or m < 1:
+        raise ValueError(f"m must be the number of examples in the batch, a positive int, got {m!r}.")
     if unbiased and m < 2:
-        raise ValueError(f"the unbiased variance needs m >= 2 examples, got m={m}.")
+        raise ValueError(f"the unbiased variance needs m >= 2 examples, got m={m}; pass unbiased=False for m = 1.")
+    arrays = {}
+    for name, value in (("running_mean", running_mean), ("running_var", running_var),
+                        ("batch_mean", batch_mean), ("batch_var", batch_var)):
+        arr = None if isinstance(value, (str, bytes)) or value is None else np.asarray(value)
+        if arr is None or arr.ndim != 1 or not (np.issubdtype(arr.dtype, np.floating)
+                                                 or np.issubdtype(arr.dtype, np.integer)):
+            raise ValueError(f"{name} must be a (D,) array of numbers, one entry per feature; got "
+                             f"{type(value).__name__} of shape {np.shape(value)}.")
+        arrays[name] = arr
+    d = len(arrays["running_mean"])
+    for name, arr in arrays.items():
+        if arr.shape != (d,):
+            raise ValueError(f"{name} has shape {arr.shape} but running_mean has shape ({d},); all four must match.")
+    for name in ("running_var", "batch_var"):
+        if np.any(arrays[name] < 0):
+            raise ValueError(f"{name} must be >= 0 (it is a variance); did you pass a standard deviation "
+                             "or a mean in its place?")
     factor = m / (m - 1) if unbiased else 1.0
-    new_mean = (1 - momentum) * np.asarray(running_mean) + momentum * np.asarray(batch_mean)
-    new_var = (1 - momentum) * np.asarray(running_var) + momentum * factor * np.asarray(batch_var)
+    new_mean = (1 - momentum) * arrays["running_mean"] + momentum * arrays["batch_mean"]
+    new_var = (1 - momentum) * arrays["running_var"] + momentum * factor * arrays["batch_var"]
     return new_mean, new_var
 
 
@@ -378,12 +480,13 @@ def layernorm_forward(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray,
     mu = x.mean(axis=1, keepdims=True)
     xc = x - mu
     var = (xc ** 2).mean(axis=1, keepdims=True)
+    _check_constant(var[:, 0], eps, "example")
     std = np.sqrt(var + eps)
     inv_std = 1.0 / std
     xhat = xc * inv_std
     out = gamma * xhat + beta
     cache = dict(x=x, mu=mu, xc=xc, var=var, std=std, inv_std=inv_std, xhat=xhat,
-                 gamma=gamma, beta=beta, eps=eps)
+                 gamma=gamma, beta=beta, eps=eps, layer="layernorm")
     return out, cache
 
 
@@ -398,7 +501,7 @@ def layernorm_backward(dout: np.ndarray, cache: Cache) -> tuple[np.ndarray, np.n
     Returns:
         dx (N, D), dgamma (D,), dbeta (D,).
     """
-    dout = _check_dout(dout, cache, "layernorm_backward")
+    dout = _check_dout(dout, cache, "layernorm_backward", layer="layernorm")
     xhat, inv_std, gamma = cache["xhat"], cache["inv_std"], cache["gamma"]
     d = dout.shape[1]
     dbeta = dout.sum(axis=0)
@@ -407,6 +510,74 @@ def layernorm_backward(dout: np.ndarray, cache: Cache) -> tuple[np.ndarray, np.n
     dx = (inv_std / d) * (d * dxhat - dxhat.sum(axis=1, keepdims=True)
                           - xhat * (dxhat * xhat).sum(axis=1, keepdims=True))
     return dx, dgamma, dbeta
+
+
+# --------------------------------------------------------------------------- spatial batch norm (images)
+
+def _channels_last_2d(x: np.ndarray) -> np.ndarray:
+    """(N, C, H, W) → (N·H·W, C): every pixel of every image is one sample of its channel."""
+    return x.transpose(0, 2, 3, 1).reshape(-1, x.shape[1])
+
+
+def _channels_first_4d(y: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Inverse of ``_channels_last_2d`` for an (N, C, H, W) ``shape``."""
+    n, c, h, w = shape
+    return np.ascontiguousarray(y.reshape(n, h, w, c).transpose(0, 3, 1, 2))
+
+
+def spatial_batchnorm_forward(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray,
+                              eps: float = 1e-5) -> tuple[np.ndarray, Cache]:
+    """Batch normalization of conv activations in training mode (Ioffe & Szegedy 2015, §3.2).
+
+    For convolutional layers "different elements of the same feature map, at
+    different locations, are normalized in the same way" (§3.2): each channel c
+    is normalized with the mean and biased variance of its m = N·H·W values,
+    y = γ_c·(x − μ_c)/√(σ_c² + ε) + β_c, as ``nn.BatchNorm2d`` does in training
+    mode. Computed as ``batchnorm_forward`` on the channels-last flattening
+    x.transpose(0, 2, 3, 1).reshape(-1, C) (CS231n's spatial batch norm).
+
+    Args:
+        x: (N, C, H, W) with N·H·W >= 2.
+        gamma, beta: (C,) per-channel scale and shift.
+        eps: added to the variance.
+
+    Returns:
+        out: (N, C, H, W).
+        cache: dict with ``layer="spatial_batchnorm"``, ``x`` and ``bn`` (the cache of
+            ``batchnorm_forward`` on the (N·H·W, C) flattening).
+
+    Raises:
+        ValueError: as ``batchnorm_forward``; x must be 4-D.
+    """
+    x = _as_float_array(x, "x", 4, "(N, C, H, W) (N images, C channels)")
+    flat = _channels_last_2d(x)
+    if len(flat) < 2:
+        raise ValueError(f"spatial batch norm in training mode needs N·H·W >= 2 values per channel; got x of "
+                         f"shape {x.shape}. Use a larger batch or batchnorm_inference with running statistics.")
+    out, bn_cache = batchnorm_forward(flat, gamma, beta, eps)
+    return _channels_first_4d(out, x.shape), dict(layer="spatial_batchnorm", x=x, bn=bn_cache)
+
+
+def spatial_batchnorm_backward(dout: np.ndarray, cache: Cache) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Backward pass of ``spatial_batchnorm_forward``: ``batchnorm_backward_alt`` on the flattening.
+
+    Args:
+        dout: (N, C, H, W) upstream gradient ∂ℓ/∂y.
+        cache: from ``spatial_batchnorm_forward``.
+
+    Returns:
+        dx (N, C, H, W), dgamma (C,), dbeta (C,).
+    """
+    if not isinstance(cache, dict) or cache.get("layer") != "spatial_batchnorm" or "bn" not in cache:
+        made = cache.get("layer", "another forward") if isinstance(cache, dict) else type(cache).__name__
+        raise ValueError(f"spatial_batchnorm_backward needs the cache of spatial_batchnorm_forward, got one made by "
+                         f"{made}. Call it with out, cache = spatial_batchnorm_forward(x, gamma, beta).")
+    x = cache["x"]
+    arr = _as_float_array(dout, "dout", 4, f"{x.shape} (the shape of x)")
+    if arr.shape != x.shape:
+        raise ValueError(f"dout has shape {arr.shape} but the forward input had shape {x.shape}; they must match.")
+    dx, dgamma, dbeta = batchnorm_backward_alt(_channels_last_2d(arr), cache["bn"])
+    return _channels_first_4d(dx, x.shape), dgamma, dbeta
 
 
 # --------------------------------------------------------------------------- group norm
@@ -442,12 +613,13 @@ def groupnorm_forward(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, num_gr
     mu = xg.mean(axis=2, keepdims=True)
     xc = xg - mu
     var = (xc ** 2).mean(axis=2, keepdims=True)
+    _check_constant(var[:, :, 0], eps, "(example, group)")
     std = np.sqrt(var + eps)
     inv_std = 1.0 / std
     xhat = (xc * inv_std).reshape(n, d)
     out = gamma * xhat + beta
     cache = dict(x=x, mu=mu, xc=xc.reshape(n, d), var=var, std=std, inv_std=inv_std, xhat=xhat,
-                 gamma=gamma, beta=beta, eps=eps, num_groups=g)
+                 gamma=gamma, beta=beta, eps=eps, num_groups=g, layer="groupnorm")
     return out, cache
 
 
@@ -464,7 +636,7 @@ def groupnorm_backward(dout: np.ndarray, cache: Cache) -> tuple[np.ndarray, np.n
     Returns:
         dx (N, D), dgamma (D,), dbeta (D,).
     """
-    dout = _check_dout(dout, cache, "groupnorm_backward")
+    dout = _check_dout(dout, cache, "groupnorm_backward", layer="groupnorm")
     xhat, inv_std, gamma, g = cache["xhat"], cache["inv_std"], cache["gamma"], cache["num_groups"]
     n, d = dout.shape
     k = d // g

@@ -6,7 +6,7 @@ Every layer here takes (N, C) or (N, C, H, W) input (also (N, C, L)), as
 from __future__ import annotations
 
 import math
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 from torch import nn
@@ -37,20 +37,25 @@ def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
     return torch.float32 if dtype in _LOW_PRECISION else dtype
 
 
+def _check_float(x: Any, layer: str) -> None:
+    """x must be a floating-point tensor (raw pixels are uint8: the fix is x.float() / 255)."""
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{layer} expects a torch.Tensor, got {type(x).__name__}; convert a NumPy array "
+                        "with torch.from_numpy(x).float().")
+    if not x.is_floating_point():
+        raise TypeError(
+            f"{layer} needs floating-point input, got dtype {x.dtype}. Convert it with x.float() "
+            "(raw uint8 pixels: x.float() / 255 for values in [0, 1])."
+        )
+
+
 def _check_input(x: torch.Tensor, num_features: int, layer: str, param_dtype: torch.dtype | None = None) -> None:
     """Raise a clear error unless x is (N, C[, L | H, W]) floating-point input with C = num_features.
 
     With ``param_dtype`` (the dtype of γ, β and the running statistics), x must have that dtype,
     or be float16/bfloat16 with float32 parameters (mixed precision, what ``torch.autocast`` gives).
     """
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{layer}({num_features}) expects a torch.Tensor, got {type(x).__name__}; convert a NumPy array "
-                        "with torch.from_numpy(x).float().")
-    if not x.is_floating_point():
-        raise TypeError(
-            f"{layer}({num_features}) needs floating-point input, got dtype {x.dtype}. Convert it with x.float() "
-            "(raw uint8 pixels: x.float() / 255 for values in [0, 1])."
-        )
+    _check_float(x, f"{layer}({num_features})")
     if x.ndim not in (2, 3, 4):
         raise ValueError(
             f"{layer}({num_features}) expects input of shape (N, C), (N, C, L) or (N, C, H, W); got {tuple(x.shape)}. "
@@ -71,10 +76,11 @@ def _check_input(x: torch.Tensor, num_features: int, layer: str, param_dtype: to
         )
 
 
-def _check_settings(layer: str, num_features: int, eps: float, momentum: float | None) -> None:
+def _check_settings(layer: str, num_features: int, eps: float, momentum: float | None,
+                    channels: str = "num_features") -> None:
     """Validate a norm layer's constructor arguments (shared by BatchNorm and the layers built on it)."""
     if isinstance(num_features, bool) or not isinstance(num_features, int) or num_features < 1:
-        raise ValueError(f"{layer}: num_features must be a positive int (the number of channels C), "
+        raise ValueError(f"{layer}: {channels} must be a positive int (the number of channels C), "
                          f"got {num_features!r}.")
     if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not (math.isfinite(eps) and eps >= 0):
         raise ValueError(f"{layer}: eps must be a finite number >= 0 (default 1e-5), got {eps!r}.")
@@ -364,6 +370,7 @@ def algorithm1_noise(x: torch.Tensor, mean_range: float = 0.5, scale_range: tupl
     Returns:
         (s, m), each the shape of x.
     """
+    _check_float(x, "algorithm1_noise")
     if mean_range < 0 or mean_jitter < 0 or scale_jitter < 0:
         raise ValueError(f"noise magnitudes must be >= 0, got mean_range={mean_range}, "
                          f"mean_jitter={mean_jitter}, scale_jitter={scale_jitter}")
@@ -548,6 +555,64 @@ class LpNorm(nn.Module):
         return f"{self.num_features}, p={p}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}"
 
 
+# --------------------------------------------------------------------------- ghost batch norm
+
+__all__ += ["GhostBatchNorm"]
+
+
+class GhostBatchNorm(BatchNorm):
+    """Ghost batch normalization (Hoffer, Hubara & Soudry 2017, §4, Algorithm 1).
+
+    In training mode the batch of N examples is cut into N/v consecutive "ghost"
+    (virtual) batches of v = ``virtual_batch_size`` examples, and each is normalized
+    by its own mean and biased variance: the noise of batch statistics of size v,
+    while the gradient step still averages over all N examples. The running
+    statistics get one update per call, with the ghost batches' mean statistics
+    (the variance unbiased by v/(v−1)). Eval mode is ``BatchNorm``'s (running statistics).
+    v = N is ordinary batch norm.
+
+    Args:
+        num_features, eps, momentum, affine: as ``BatchNorm``.
+        virtual_batch_size: v, examples per ghost batch (≥ 2); N must be a multiple of v.
+
+    Shapes: input (N, C) or (N, C, H, W) (or (N, C, L)); output the same.
+
+    Raises:
+        ValueError: in training, if N is not a multiple of v.
+    """
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1, affine: bool = True,
+                 virtual_batch_size: int = 32) -> None:
+        super().__init__(num_features, eps=eps, momentum=momentum, affine=affine)
+        if int(virtual_batch_size) < 2:
+            raise ValueError(f"virtual_batch_size must be >= 2 (one example has no variance), got {virtual_batch_size}")
+        self.virtual_batch_size = int(virtual_batch_size)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        v = self.virtual_batch_size
+        if not self.training or x.shape[0] == v:
+            return super().forward(x)
+        self._check_forward(x)
+        n, c = x.shape[0], x.shape[1]
+        if n % v:
+            raise ValueError(f"GhostBatchNorm(virtual_batch_size={v}) got a batch of {n}: the batch must be a "
+                             f"multiple of {v}. Change the batch size or virtual_batch_size.")
+        k = n // v
+        rest = x.shape[2:]
+        # (k·v, C, ...) → (v, k·C, ...): ghost batch j's channels become channels j·C..(j+1)·C − 1,
+        # so one batch-norm call normalizes every ghost batch by its own statistics.
+        xs = x.reshape(k, v, c, *rest).transpose(0, 1).reshape(v, k * c, *rest)
+        weight = None if self.weight is None else self.weight.repeat(k)
+        bias = None if self.bias is None else self.bias.repeat(k)
+        out, mean, var = batchnorm_train(xs, weight, bias, self.eps)
+        m = v * (x.numel() // (n * c))
+        self._update_running(mean.view(k, c).mean(0), var.view(k, c).mean(0), m)
+        return out.reshape(v, k, c, *rest).transpose(0, 1).reshape(x.shape)
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, virtual_batch_size={self.virtual_batch_size}"
+
+
 # --------------------------------------------------------------------------- layer and group norm
 
 __all__ += ["LayerNorm", "GroupNorm"]
@@ -571,9 +636,12 @@ class LayerNorm(nn.Module):
     def __init__(self, normalized_shape: int | tuple[int, ...], eps: float = 1e-5,
                  elementwise_affine: bool = True, bias: bool = True) -> None:
         super().__init__()
-        shape = (int(normalized_shape),) if isinstance(normalized_shape, int) else tuple(int(d) for d in normalized_shape)
-        if not shape or any(d < 1 for d in shape):
-            raise ValueError(f"normalized_shape must be a positive int or tuple of positive ints, got {normalized_shape!r}")
+        shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape) \
+            if isinstance(normalized_shape, (tuple, list, torch.Size)) else ()
+        if not shape or any(isinstance(d, bool) or not isinstance(d, int) or d < 1 for d in shape):
+            raise ValueError(f"LayerNorm: normalized_shape must be a positive int (D, the features of (N, D) "
+                             f"input) or a tuple of them, got {normalized_shape!r}.")
+        _check_settings("LayerNorm", 1, eps, None)
         self.normalized_shape = shape
         self.eps = eps
         self.elementwise_affine = elementwise_affine
@@ -581,6 +649,7 @@ class LayerNorm(nn.Module):
         self.bias = nn.Parameter(torch.zeros(shape)) if elementwise_affine and bias else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _check_float(x, f"LayerNorm{self.normalized_shape}")
         k = len(self.normalized_shape)
         if tuple(x.shape[-k:]) != self.normalized_shape:
             raise ValueError(f"LayerNorm{self.normalized_shape} got input of shape {tuple(x.shape)}: "
@@ -616,8 +685,11 @@ class GroupNorm(nn.Module):
 
     def __init__(self, num_groups: int, num_channels: int, eps: float = 1e-5, affine: bool = True) -> None:
         super().__init__()
-        if num_groups < 1 or num_channels % num_groups:
-            raise ValueError(f"num_groups={num_groups} must be >= 1 and divide num_channels={num_channels}")
+        _check_settings("GroupNorm", num_channels, eps, None, channels="num_channels")
+        if isinstance(num_groups, bool) or not isinstance(num_groups, int) or num_groups < 1 \
+                or num_channels % num_groups:
+            raise ValueError(f"GroupNorm: num_groups={num_groups!r} must be a positive int and divide "
+                             f"num_channels={num_channels}; e.g. num_groups=math.gcd({num_channels}, 32).")
         self.num_groups = num_groups
         self.num_channels = num_channels
         self.eps = eps
@@ -625,6 +697,7 @@ class GroupNorm(nn.Module):
         _register_affine(self, num_channels, affine)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _check_float(x, f"GroupNorm({self.num_groups}, {self.num_channels})")
         if x.ndim < 2 or x.shape[1] != self.num_channels:
             raise ValueError(f"GroupNorm({self.num_groups}, {self.num_channels}) expects input (N, "
                              f"{self.num_channels}, ...), got {tuple(x.shape)}: channels are dim 1.")
@@ -750,7 +823,8 @@ NORM_KINDS: dict[str, Callable[..., nn.Module]] = {
     "torch_bn": nn.BatchNorm1d,  # torch's own layer, for comparisons with "bn"
     "ln": lambda num_features, **kw: LayerNorm(num_features, **kw),
     "gn": _group_norm,
-    "noisy_bn": NoisyBatchNorm,  # BN + Santurkar et al.'s Algorithm 1 noise
+    "noisy_bn": NoisyBatchNorm,
+    "ghost_bn": GhostBatchNorm,  # BN over virtual batches (Hoffer et al. 2017): norm_kwargs={"virtual_batch_size": v}  # BN + Santurkar et al.'s Algorithm 1 noise
     "noise": NoiseInjection,  # the same noise without BN (plain-net control)
     "l1": lambda num_features, **kw: LpNorm(num_features, p=1, **kw),
     "l2": lambda num_features, **kw: LpNorm(num_features, p=2, **kw),
@@ -774,7 +848,42 @@ def make_norm(kind: str, num_features: int, **kwargs) -> nn.Module:
     the others listed by ``norm_kinds()``. Extra keyword arguments go to the layer.
     """
     if kind in NORM_KINDS:
-        return NORM_KINDS[kind](num_features, **kwargs)
+        try:
+            return NORM_KINDS[kind](num_features, **kwargs)
+        except TypeError as err:
+            if "unexpected keyword argument" not in str(err):
+                raise
+            bad = str(err).split("unexpected keyword argument")[-1].strip()
+            raise TypeError(f"norm={kind!r} does not take the keyword argument {bad} (from norm_kwargs): "
+                            f"{err}. Check its spelling against the layer's signature, "
+                            f"help(bnlab.layers.make_norm({kind!r}, {num_features}).__class__).") from None
     if kind in _PLANNED:
         raise NotImplementedError(f"norm={kind!r} ({_PLANNED[kind]}) is not built yet in this version of bnlab.")
     raise ValueError(f"unknown norm kind {kind!r}: choose one of {norm_kinds()} or None.")
+
+
+# --------------------------------------------------------------------------- BN variants (notebook 09)
+# Defined in bnlab.layers_variants (which builds on BatchNorm above); importable from here too,
+# loaded on first use so that neither module has to import the other at import time.
+
+_VARIANTS = {"bn_detached": "DetachedBatchNorm", "bn_reestimated": "ReestimatedBatchNorm",
+             "bn_frozen": "FrozenBatchNorm", "bn_mean": "MeanOnlyBatchNorm", "bn_scale": "ScaleOnlyBatchNorm"}
+__all__ += list(_VARIANTS.values())
+
+
+def _variant(name: str) -> type[nn.Module]:
+    from bnlab import layers_variants
+    return getattr(layers_variants, name)
+
+
+def _variant_factory(name: str) -> Callable[..., nn.Module]:
+    return lambda num_features, **kw: _variant(name)(num_features, **kw)
+
+
+NORM_KINDS.update({kind: _variant_factory(name) for kind, name in _VARIANTS.items()})
+
+
+def __getattr__(name: str):
+    if name in _VARIANTS.values():
+        return _variant(name)
+    raise AttributeError(f"module 'bnlab.layers' has no attribute {name!r}")

@@ -7,6 +7,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
+from bnlab import arguments as A
 from bnlab.layers import BatchNorm, LpNorm, make_norm
 
 __all__ = ["mlp", "remove_bias", "ACTIVATIONS", "INITS", "lsuv", "deep_linear", "dln_data", "dln_loss"]
@@ -34,11 +35,13 @@ INITS = {
 def mlp(widths: Sequence[int] = (100, 100, 100), activation: str = "sigmoid", norm: str | None = None,
         placement: str = "before", init_std: float | None = None, in_features: int = 784,
         num_classes: int = 10, norm_kwargs: dict | None = None, init: str | None = None,
+        dropout: float = 0.0, dropout_layers: Sequence[int] | None = None,
         bias: bool | None = None) -> nn.Sequential:
     """A fully connected classifier, optionally with a normalization layer per hidden layer.
 
     Layers are named so probes can find them: ``flatten``, then for hidden layer
-    k = 1..L: ``fc{k}``, ``norm{k}`` and ``act{k}`` (order set by ``placement``), then ``out``.
+    k = 1..L: ``fc{k}``, ``norm{k}`` and ``act{k}`` (order set by ``placement``),
+    ``drop{k}`` if that layer has dropout, then ``out``.
 
     Args:
         widths: hidden layer widths, e.g. (100, 100, 100) for the paper's 784-100-100-100-10.
@@ -60,6 +63,12 @@ def mlp(widths: Sequence[int] = (100, 100, 100), activation: str = "sigmoid", no
             ~ N(0, 2/fan_in), He et al. 2015 §2.2, for ReLU) or "xavier" (Glorot: weights
             ~ N(0, 2/(fan_in + fan_out)), Glorot & Bengio 2010 eq. 16); every bias = 0.
             For a data-dependent start see ``lsuv``.
+        dropout: drop probability q of ``nn.Dropout`` (inverted dropout: kept units are scaled
+            by 1/(1−q) in training, identity in eval mode; Srivastava et al. 2014) at the end of
+            each hidden layer (after its activation and norm), i.e. on the input of the next
+            Linear. 0 adds no layer.
+        dropout_layers: which hidden layers (1..L) get dropout; default all. ``[L]`` puts it
+            only after the last hidden layer, where no BN follows (Li et al. 2019, §5).
 
     A Linear layer directly followed by a norm layer has no bias (the norm's
     centring would cancel it; its shift β takes the role). The "noise" kind (noise
@@ -71,8 +80,15 @@ def mlp(widths: Sequence[int] = (100, 100, 100), activation: str = "sigmoid", no
         raise ValueError(f"unknown activation {activation!r}: choose one of {sorted(ACTIVATIONS)}")
     if placement not in ("before", "after"):
         raise ValueError(f"placement must be 'before' or 'after' the activation, got {placement!r}")
-    if len(widths) == 0 or any(int(w) < 1 for w in widths):
-        raise ValueError(f"widths must be a non-empty sequence of positive ints, got {tuple(widths)}")
+    if isinstance(widths, (int, str)) or not isinstance(widths, Sequence) or len(widths) == 0 or any(
+            isinstance(w, bool) or not isinstance(w, int) or w < 1 for w in widths):
+        raise ValueError(f"widths must be a non-empty sequence of positive ints, one per hidden layer, e.g. "
+                         f"(100, 100, 100) or (100,) for one layer; got {widths!r}.")
+    A.integer("in_features", in_features, minimum=1, hint="784 for 28×28 images (data.in_features).")
+    A.integer("num_classes", num_classes, minimum=1, hint="10 for Fashion-MNIST.")
+    if norm_kwargs is not None and not isinstance(norm_kwargs, dict):
+        raise TypeError(f"norm_kwargs must be a dict of keyword arguments for the norm layers, e.g. "
+                        f"{{'momentum': 0.01}}; got {type(norm_kwargs).__name__}.")
     if init_std is not None and not init_std > 0:
         raise ValueError(f"init_std must be positive (or None for PyTorch's default), got {init_std}")
     if init is not None and init not in INITS:
@@ -81,6 +97,11 @@ def mlp(widths: Sequence[int] = (100, 100, 100), activation: str = "sigmoid", no
         raise ValueError(f"give either init={init!r} or init_std={init_std}, not both")
     if bias not in (None, True, False):
         raise ValueError(f"bias must be None (automatic), True or False, got {bias!r}")
+    if not 0.0 <= dropout < 1.0:
+        raise ValueError(f"dropout is a drop probability in [0, 1), got {dropout}")
+    dropped = set(range(1, len(widths) + 1)) if dropout_layers is None else {int(k) for k in dropout_layers}
+    if not dropped <= set(range(1, len(widths) + 1)):
+        raise ValueError(f"dropout_layers must name hidden layers 1..{len(widths)}, got {sorted(dropped)}")
     norm_kwargs = norm_kwargs or {}
 
     layers: "OrderedDict[str, nn.Module]" = OrderedDict(flatten=nn.Flatten())
@@ -93,6 +114,8 @@ def mlp(widths: Sequence[int] = (100, 100, 100), activation: str = "sigmoid", no
         layers[f"act{k}"] = ACTIVATIONS[activation]()
         if norm is not None and placement == "after":
             layers[f"norm{k}"] = make_norm(norm, width, **norm_kwargs)
+        if dropout > 0 and k in dropped:
+            layers[f"drop{k}"] = nn.Dropout(dropout)
         fan_in = width
     layers["out"] = nn.Linear(fan_in, num_classes)
     model = nn.Sequential(layers)
@@ -285,8 +308,8 @@ def deep_linear(depth: int = 25, width: int = 10, bn: bool = False, init_std: fl
 
     Shapes: input (N, width), output (N, width).
     """
-    if int(depth) < 1 or int(width) < 1:
-        raise ValueError(f"depth and width must be positive ints, got depth={depth}, width={width}")
+    A.integer("depth", depth, minimum=1, hint="The paper's deep linear network has depth=25.")
+    A.integer("width", width, minimum=1, hint="The paper's deep linear network has width=10.")
     std = width ** -0.5 if init_std is None else init_std
     if not std > 0:
         raise ValueError(f"init_std must be positive (or None for 1/sqrt(width)), got {init_std}")

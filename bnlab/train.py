@@ -1,6 +1,7 @@
 """``fit``: SGD on in-memory tensors with index batches, probes and divergence detection."""
 from __future__ import annotations
 
+import dataclasses
 import functools
 import inspect
 import itertools
@@ -14,6 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from bnlab import arguments as A
 from bnlab.data import Dataset
 from bnlab.runtime import is_quick, resolve_device, seed_everything
 
@@ -133,7 +135,9 @@ def batch_indices(n: int, batch_size: int, steps: int, generator: torch.Generato
 
     Each epoch is a fresh permutation; its last incomplete batch is dropped.
     """
-    per_epoch = n // batch_size
+    A.integer("batch_size", batch_size, minimum=1)
+    A.integer("steps", steps, minimum=0)
+    per_epoch = A.integer("n", n, minimum=0) // batch_size
     if per_epoch == 0:
         raise ValueError(f"batch_size={batch_size} is larger than the {n} training examples.")
     given = 0
@@ -164,29 +168,101 @@ def _default_progress() -> bool:
 
 
 def _as_dataset(data: Dataset | Sequence[torch.Tensor]) -> Dataset:
+    """``data`` as a ``Dataset`` of float inputs and int64 labels (NumPy arrays are converted), checked."""
     if isinstance(data, Dataset):
-        return data
-    try:
-        x_train, y_train, x_test, y_test = data
-    except (TypeError, ValueError):
-        raise TypeError("data must be a bnlab.data.Dataset or a tuple (x_train, y_train, x_test, y_test)") from None
+        parts = (data.x_train, data.y_train, data.x_test, data.y_test)
+    elif isinstance(data, Sequence) and not isinstance(data, (str, bytes)) and len(data) == 4:
+        parts = tuple(data)
+    else:
+        raise TypeError("data must be a bnlab.data.Dataset (e.g. bnlab.data.load()) or a tuple "
+                        f"(x_train, y_train, x_test, y_test) of tensors or NumPy arrays; got {type(data).__name__}.")
+    names = ("x_train", "y_train", "x_test", "y_test")
+    x_train, y_train, x_test, y_test = (A.as_tensor(n, v) for n, v in zip(names, parts))
+    for name, x in (("x_train", x_train), ("x_test", x_test)):
+        if not x.is_floating_point():
+            raise TypeError(f"{name} must hold floats, got {x.dtype}; convert it with {name}.float() "
+                            f"(raw uint8 pixels: {name}.float() / 255).")
+        if x.ndim < 2 or len(x) == 0:
+            raise ValueError(f"{name} must have shape (N, ...) with N >= 1 examples, got {tuple(x.shape)}.")
+    if x_train.shape[1:] != x_test.shape[1:]:
+        raise ValueError(f"x_train and x_test differ in the shape of one example: {tuple(x_train.shape[1:])} vs "
+                         f"{tuple(x_test.shape[1:])}.")
+    labels = []
+    for name, y, x in (("y_train", y_train, x_train), ("y_test", y_test, x_test)):
+        if y.is_floating_point() or y.is_complex() or y.dtype == torch.bool:
+            raise TypeError(f"{name} must hold integer class indices, got {y.dtype}; convert it with "
+                            f"{name}.long() (a NumPy array: torch.from_numpy({name}).long()).")
+        if y.ndim != 1:
+            raise ValueError(f"{name} must be (N,) class indices, got shape {tuple(y.shape)}"
+                             + ("; one-hot labels? use y.argmax(1)." if y.ndim == 2 else "."))
+        if len(y) != len(x):
+            raise ValueError(f"inputs and labels differ in length: {len(x)} inputs but {len(y)} labels in {name}.")
+        if int(y.min()) < 0:
+            raise ValueError(f"{name} holds negative labels (min {int(y.min())}); class indices run from 0.")
+        labels.append(y.long())
+    y_train, y_test = labels
+    if isinstance(data, Dataset):
+        if y_train is data.y_train and y_test is data.y_test:
+            return data
+        return dataclasses.replace(data, y_train=y_train, y_test=y_test)
     classes = tuple(str(c) for c in range(int(max(y_train.max(), y_test.max())) + 1))
     return Dataset(x_train, y_train, x_test, y_test, classes, "tensors", source=None)  # type: ignore[arg-type]
 
 
-def _check_shapes(model: nn.Module, data: Dataset, batch_size: int) -> None:
-    if len(data.x_train) != len(data.y_train) or len(data.x_test) != len(data.y_test):
-        raise ValueError(
-            f"inputs and labels differ in length: train {len(data.x_train)} vs {len(data.y_train)}, "
-            f"test {len(data.x_test)} vs {len(data.y_test)}."
-        )
-    if data.y_train.dtype != torch.int64:
-        raise ValueError(f"labels must be int64 class indices, got {data.y_train.dtype}; use y.long().")
+def _validate_fit_args(model: Any, steps: Any, lr: Any, batch_size: Any, seed: Any, momentum: Any,
+                       weight_decay: Any, eval_every: Any, probes: Any, probe_every: Any, loss_fn: Any,
+                       diverge_above: Any, eval_chunk: Any) -> None:
+    """Check ``fit``'s arguments before anything runs: each error names the argument and the fix."""
+    if not (isinstance(model, nn.Module) or callable(model)):
+        raise TypeError(f"model must be an nn.Module or a function that builds one (e.g. lambda: models.mlp()), "
+                        f"got {type(model).__name__}.")
+    A.integer("steps", steps, minimum=0)
+    A.real("lr", lr, minimum=0, strict=True, hint="The learning rate is a positive number such as 0.1.")
+    A.integer("batch_size", batch_size, minimum=1)
+    A.integer("seed", seed, minimum=0, maximum=2**32 - 1)
+    A.real("momentum", momentum, minimum=0, hint="SGD momentum is in [0, 1), e.g. 0.9; 0 for plain SGD.")
+    A.real("weight_decay", weight_decay, minimum=0)
+    for name, value in (("eval_every", eval_every), ("probe_every", probe_every)):
+        if value is not None:
+            A.integer(name, value, minimum=1, hint="None picks a default.")
+    if probes is not None and not (isinstance(probes, Mapping) and all(
+            isinstance(k, str) and callable(f) for k, f in probes.items())):
+        raise TypeError("probes must be a dict {name: function(ProbeContext)}, e.g. "
+                        f"probes={{'grads': bnlab.probes.GradientNorms()}}; got {type(probes).__name__}.")
+    if loss_fn is not None and not callable(loss_fn):
+        raise TypeError(f"loss_fn must be a function loss_fn(logits, y) -> scalar, got {type(loss_fn).__name__}.")
+    A.real("diverge_above", diverge_above, minimum=0, strict=True, finite=False)
+    A.integer("eval_chunk", eval_chunk, minimum=1)
+
+
+def _check_shapes(model: nn.Module, data: Dataset, batch_size: int, cross_entropy: bool, dev: torch.device) -> None:
+    """The model, the data and the batch size fit together (a dry forward pass on two examples);
+    leaves the model on ``dev`` in train mode."""
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"the model factory returned {type(model).__name__}, not an nn.Module.")
+    model.to(dev)
+    if batch_size > len(data.x_train):
+        raise ValueError(f"batch_size={batch_size} is larger than the {len(data.x_train)} training examples.")
     if batch_size < 2 and any(m.__class__.__name__.lower().find("batchnorm") >= 0 for m in model.modules()):
         raise ValueError(
             f"batch_size={batch_size} with batch normalization: batch statistics of one example are "
             "undefined (the output would be β for every input). Use batch_size >= 2."
         )
+    try:
+        with torch.no_grad():
+            out = model.eval()(data.x_train[:2])
+    except Exception as err:
+        raise ValueError(f"the model cannot take this data's inputs (one example of shape "
+                         f"{tuple(data.x_train.shape[1:])}, {data.x_train.dtype}): {type(err).__name__}: {err} "
+                         f"Build the model for {data.in_features} input features (e.g. "
+                         f"models.mlp(in_features={data.in_features})) and the data's dtype.") from err
+    finally:
+        model.train()
+    classes = int(max(data.y_train.max(), data.y_test.max())) + 1
+    if cross_entropy and (not isinstance(out, torch.Tensor) or out.ndim != 2 or out.shape[1] < classes):
+        shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise ValueError(f"the model gives {shape} for 2 examples, but the labels run to {classes - 1}: "
+                         f"cross-entropy needs (N, {classes}) logits; build it with num_classes={classes}.")
 
 
 def fit(model: nn.Module | Callable[[], nn.Module], data: Dataset | Sequence[torch.Tensor], steps: int,
@@ -195,7 +271,8 @@ def fit(model: nn.Module | Callable[[], nn.Module], data: Dataset | Sequence[tor
         probes: Mapping[str, Callable[[ProbeContext], Any]] | None = None, probe_every: int | None = None,
         device: str | torch.device = "cpu", progress: bool | None = None,
         loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
-        diverge_above: float = 1e4, eval_chunk: int = 10_000) -> History:
+        diverge_above: float = 1e4, eval_chunk: int = 10_000,
+        lr_schedule: Callable[[int], float] | None = None) -> History:
     """Train ``model`` with minibatch SGD and return its ``History``.
 
     Args:
@@ -220,23 +297,23 @@ def fit(model: nn.Module | Callable[[], nn.Module], data: Dataset | Sequence[tor
         diverge_above: a loss above this also counts as divergence (a cross-entropy of
             1e4 means logits off by thousands: the weights have blown up even if the
             sigmoids keep the numbers finite). ``float("inf")`` for NaN/inf only.
+        lr_schedule: step t ↦ factor: update t uses ``lr * lr_schedule(t)``
+            (``torch.optim.lr_scheduler.LambdaLR``), e.g. ``bnlab.schedules.doubling(200)``
+            for a rising-learning-rate stress test; default a constant ``lr``.
 
     A NaN, infinite or exploded loss stops training (checked every
     ``min(eval_every, 100)`` steps) and sets ``History.diverged``: sweeps keep going. Same seed, same model, same data → identical history on CPU.
     """
-    if steps < 0:
-        raise ValueError(f"steps must be >= 0, got {steps}")
-    if not lr > 0:
-        raise ValueError(f"lr must be positive, got {lr}")
+    _validate_fit_args(model, steps, lr, batch_size, seed, momentum, weight_decay, eval_every, probes,
+                       probe_every, loss_fn, diverge_above, eval_chunk)
+    data = _as_dataset(data)
     dev = resolve_device(device)
     seed_everything(seed)
     if not isinstance(model, nn.Module):
         model = model()
-    data = _as_dataset(data)
-    _check_shapes(model, data, batch_size)
     if data.x_train.device != dev:
         data = data.to(dev)
-    model.to(dev).train()
+    _check_shapes(model, data, batch_size, loss_fn is None, dev)
     loss_fn = loss_fn or nn.functional.cross_entropy
     eval_every = eval_every or max(1, steps // 50)
     probes = dict(probes or {})
@@ -249,6 +326,7 @@ def fit(model: nn.Module | Callable[[], nn.Module], data: Dataset | Sequence[tor
         train_sub = (data.x_train[sub], data.y_train[sub])
 
     optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_schedule) if lr_schedule is not None else None
     losses = torch.full((steps,), float("nan"), device=dev)  # on the device: no sync per step
     eval_steps: list[int] = []
     test_acc: list[float] = []
@@ -293,6 +371,8 @@ def fit(model: nn.Module | Callable[[], nn.Module], data: Dataset | Sequence[tor
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
         losses[step] = loss.detach()
         done = step + 1
         if done % check_every == 0 or done == steps:
@@ -327,11 +407,17 @@ def fit(model: nn.Module | Callable[[], nn.Module], data: Dataset | Sequence[tor
     )
 
 
+def _seed_list(seeds: Any) -> list[int]:
+    if not isinstance(seeds, Iterable):
+        raise TypeError(f"seeds must be an iterable of ints, e.g. seeds=range(3) or (0, 1, 2); got {seeds!r}.")
+    return [A.integer("seed", s, minimum=0) for s in seeds]
+
+
 def fit_seeds(make_model: Callable[[], nn.Module], data: Dataset, seeds: Iterable[int],
               workers: int | None = None, **kwargs: Any) -> list[History]:
     """``fit`` the model built by ``make_model`` once per seed (init and batch order both seeded),
     the seeds in parallel worker processes (see ``fit_many``); results in the order of ``seeds``."""
-    seeds = list(seeds)
+    seeds = _seed_list(seeds)
     return fit_many([dict(model=make_model, data=data, seed=s, **kwargs) for s in seeds], workers=workers)
 
 
@@ -382,6 +468,9 @@ def fit_many(runs: Sequence[Mapping[str, Any]], workers: int | None = None,
     """
     from bnlab.parallel import run_tasks
 
+    if isinstance(runs, (Mapping, str)) or not isinstance(runs, Iterable):
+        raise TypeError(f"runs must be a list of dicts of fit() keyword arguments (e.g. from train.grid), "
+                        f"got {type(runs).__name__}.")
     runs = list(runs)
     for i, run in enumerate(runs):
         if not isinstance(run, Mapping):
@@ -444,7 +533,7 @@ def grid(make_model: Callable[..., nn.Module], data: Dataset | Sequence[torch.Te
         if not (name in params or takes_any or name in _FIT_PARAMS):
             raise ValueError(f"{name!r} is neither a parameter of make_model ({list(params)}) nor of fit() "
                              f"({sorted(_FIT_PARAMS)})")
-    seeds = list(seeds)
+    seeds = _seed_list(seeds)
     if not seeds:
         raise ValueError("seeds is empty: give at least one seed, e.g. seeds=[0]")
     swept = {k: list(v) for k, v in axes.items() if _is_axis(v)}
@@ -508,10 +597,11 @@ def fit_full_batch(model: nn.Module | Callable[[], nn.Module], x: torch.Tensor, 
         is no test set; ``test_acc`` is NaN), ``diverged``/``diverged_at`` when the loss
         became NaN/inf (training stops there), and ``config["final_loss"]``.
     """
-    if steps < 0:
-        raise ValueError(f"steps must be >= 0, got {steps}")
-    if not lr > 0:
-        raise ValueError(f"lr must be positive, got {lr}")
+    A.integer("steps", steps, minimum=0)
+    A.real("lr", lr, minimum=0, strict=True, hint="The learning rate is a positive number such as 0.1.")
+    x, y = A.as_tensor("x", x), A.as_tensor("y", y)
+    if not x.is_floating_point():
+        raise TypeError(f"x must hold floats, got {x.dtype}; convert it with x.float().")
     if len(x) != len(y):
         raise ValueError(f"x and y differ in length: {len(x)} vs {len(y)}")
     if loss_fn is None:

@@ -90,6 +90,83 @@ def test_inference_with_batch_statistics_fails():
     assert not result.passed
 
 
+# --------------------------------------------------------------------------- the slips a checker names
+
+def _cs231n_momentum(rm, rv, bm, bv, m, momentum):
+    return momentum * rm + (1 - momentum) * bm, momentum * rv + (1 - momentum) * bv * m / (m - 1)
+
+
+def _biased_variance(rm, rv, bm, bv, m, momentum):
+    return (1 - momentum) * rm + momentum * bm, (1 - momentum) * rv + momentum * bv
+
+
+def _both_slips(rm, rv, bm, bv, m, momentum):
+    return momentum * rm + (1 - momentum) * bm, momentum * rv + (1 - momentum) * bv
+
+
+@pytest.mark.parametrize("student,words", [
+    (_cs231n_momentum, ["weight of the OLD value", "CS231n"]),
+    (_biased_variance, ["biased batch variance", "m/(m − 1)"]),
+    (_both_slips, ["Two slips", "weight of the OLD value", "biased batch variance"]),
+])
+def test_update_running_stats_names_the_slip(student, words):
+    result = check.update_running_stats(student, verbose=False)
+    assert not result.passed
+    for word in words:
+        assert word in result.message
+
+
+def test_update_running_stats_other_bugs_get_no_false_diagnosis():
+    result = check.update_running_stats(lambda rm, rv, bm, bv, m, mom: (bm, bv), verbose=False)
+    assert not result.passed and "CS231n" not in result.message and "biased" not in result.message
+
+
+def test_a_correct_float32_implementation_is_told_to_compute_in_float64():
+    def student(x, gamma, beta, eps=1e-5):
+        x = x.astype(np.float32)
+        return (gamma * (x - x.mean(0)) / np.sqrt(x.var(0) + eps) + beta).astype(np.float32), None
+    result = check.batchnorm_forward(student, verbose=False)
+    assert not result.passed
+    assert "float32" in result.message and "float64" in result.message and "is wrong" not in result.message
+
+
+def test_a_wrong_float32_implementation_is_still_wrong():
+    def student(x, gamma, beta, eps=1e-5):
+        x = x.astype(np.float32)
+        return (gamma * (x - x.mean(0)) / np.sqrt(x.var(0, ddof=1) + eps) + beta).astype(np.float32), None
+    result = check.batchnorm_forward(student, verbose=False)
+    assert "out is wrong" in result.message and "float64" in result.message
+
+
+@pytest.mark.parametrize("checker,fn", [
+    (check.spatial_batchnorm_forward, F.spatial_batchnorm_forward),
+    (check.spatial_batchnorm_backward, F.spatial_batchnorm_backward),
+])
+def test_spatial_checkers_pass_the_reference(checker, fn):
+    result = checker(fn, verbose=False)
+    assert result.passed and result.worst_error < 1e-8
+    assert {e[0] for e in result.errors} == set(check.SPATIAL_SHAPES)
+
+
+def test_spatial_checker_catches_per_pixel_normalization():
+    """The old, wrong recipe: flatten each image and normalize every pixel separately."""
+    def per_pixel(x, gamma, beta, eps=1e-5):
+        n, c, h, w = x.shape
+        flat = x.reshape(n, -1)
+        out = (flat - flat.mean(0)) / np.sqrt(flat.var(0) + eps)
+        return out.reshape(x.shape) * gamma.reshape(1, c, 1, 1) + beta.reshape(1, c, 1, 1), None
+    result = check.spatial_batchnorm_forward(per_pixel, verbose=False)
+    assert not result.passed and result.worst_output == "out"
+
+
+def test_spatial_backward_checker_catches_a_missing_sum_over_space():
+    def student(dout, cache):
+        dx, dgamma, dbeta = F.spatial_batchnorm_backward(dout, cache)
+        return dx, dgamma, dout[:, :, 0, 0].sum(0)  # β's gradient summed over the batch only
+    result = check.spatial_batchnorm_backward(student, verbose=False)
+    assert not result.passed and result.worst_output == "dbeta"
+
+
 def test_groupnorm_that_normalizes_the_whole_row_fails():
     """Layer norm passed off as group norm: right only where the checker uses one group."""
     def student(x, gamma, beta, num_groups, eps=1e-5):

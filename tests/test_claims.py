@@ -81,7 +81,8 @@ def toy(monkeypatch):
     claims.clear()
 
 
-def test_check_records_prints_and_asserts(toy, capsys):
+def test_check_records_prints_and_asserts(toy, capsys, monkeypatch):
+    monkeypatch.delenv("BNLAB_CLAIMS_RECORD_ONLY", raising=False)
     r = claims.check("toy", "a", 0.5, per_seed={0: 0.4, 1: 0.5})
     assert r.holds and r.seeds == [0, 1]
     assert "0.5" in capsys.readouterr().out
@@ -100,6 +101,8 @@ def test_check_records_prints_and_asserts(toy, capsys):
 
 
 def test_save_writes_only_complete_full_mode_results(toy, tmp_path, monkeypatch):
+    monkeypatch.delenv("BNLAB_RESULTS", raising=False)
+    monkeypatch.delenv("BNLAB_CLAIMS_RECORD_ONLY", raising=False)
     claims.check("toy", "a", 0.5)
     with pytest.raises(ValueError, match="not recorded"):
         claims.save("99", folder=tmp_path)
@@ -113,3 +116,55 @@ def test_save_writes_only_complete_full_mode_results(toy, tmp_path, monkeypatch)
     assert [r["check"] for r in saved["results"]] == ["a", "b"]
     assert claims.load_results(tmp_path)["99"]["results"][0]["value"] == 0.5
     assert [p.name for p in tmp_path.iterdir()] == ["99.json"]   # no temporary file left behind
+
+
+# ---------------------------------------------------------------- scorecard and CLI
+from bnlab.claims import scorecard  # noqa: E402
+from bnlab.claims.__main__ import main as claims_main  # noqa: E402
+
+
+def _result(claim, check, value, holds, asserted=True):
+    return dict(claim=claim.id, check=check.name, value=value, holds=holds, asserted=asserted,
+                condition=check.condition(), measure=check.measure, per_seed={}, seeds=[], note="")
+
+
+def test_verdict_is_read_from_the_results_not_typed_in(toy):
+    a, b = toy.checks
+    assert scorecard.verdict_of(toy, []) == scorecard.NOT_MEASURED
+    assert scorecard.verdict_of(toy, [_result(toy, b, 1.0, True, asserted=False)]) == scorecard.NOT_MEASURED
+    assert scorecard.verdict_of(toy, [_result(toy, a, 0.5, True)]) == toy.verdict
+    assert scorecard.verdict_of(toy, [_result(toy, a, 2.0, False)]) == scorecard.NOT_REPRODUCED
+    refuted = Claim("r", "99", "s", "src", "t", checks=toy.checks, verdict="refuted")
+    assert scorecard.verdict_of(refuted, [_result(refuted, a, 0.5, True)]) == "refuted"
+
+
+def test_scorecard_formats_and_comparison(toy):
+    a, _ = toy.checks
+    rows = scorecard.rows([toy], {"99": {"results": [_result(toy, a, 0.5, True)]}})
+    assert "0.5 (< 1) holds" in rows[0].measured
+    assert "**supported**" in scorecard.to_markdown(rows)
+    assert json.loads(scorecard.to_json(rows))[0]["verdict"] == "supported"
+    fresh = scorecard.rows([toy], {"99": {"results": [_result(toy, a, 3.0, False)]}})
+    (_, new, changed), = scorecard.compare(rows, fresh)
+    assert changed and new.verdict == scorecard.NOT_REPRODUCED
+
+
+def test_cli_prints_the_committed_scorecard(toy, tmp_path, capsys):
+    claim = toy
+    results = [_result(claim, k, 0.0, True, k.asserted) for k in claim.checks]
+    (tmp_path / f"{claim.notebook}.json").write_text(json.dumps({"run": {}, "results": results}))
+    assert claims_main(["--markdown", "--results", str(tmp_path), "--no-figure"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("\n| ") == len(claims.CLAIMS) and f"**{claim.verdict}**" in out
+    assert claims_main(["--json", "--results", str(tmp_path), "--no-figure"]) == 0
+    assert len(json.loads(capsys.readouterr().out)) == len(claims.CLAIMS)
+    with pytest.raises(SystemExit):
+        claims_main(["--quick"])
+
+
+def test_scorecard_figure(toy, tmp_path):
+    import matplotlib.pyplot as plt
+    rows = scorecard.rows([toy], {})
+    fig = scorecard.plot(rows, tmp_path / "s.png")
+    assert (tmp_path / "s.png").stat().st_size > 0
+    plt.close(fig)

@@ -1,6 +1,7 @@
 """bnlab.data: search order, unpacking, downloading over local HTTP, and clear errors."""
 from __future__ import annotations
 
+import errno
 import functools
 import gzip
 import hashlib
@@ -70,6 +71,46 @@ def test_damaged_debian_copy_is_reported_and_leaves_nothing(isolated_data):
     leftovers = [p.name for p in raw.iterdir()] if raw.exists() else []
     assert "train-images-idx3-ubyte" not in leftovers
     assert not [n for n in leftovers if n.endswith(".part")]
+
+
+@pytest.mark.parametrize("where", ["root is a file", "root inside a file"])
+def test_unwritable_root_blames_the_root_not_the_system_copy(isolated_data, where):
+    """The Debian copy is fine; the fix is another root, not reinstalling the package."""
+    write_raw(isolated_data / "debian", tiny_idx_set(), gz=True)
+    blocker = isolated_data / "a_file"
+    blocker.write_text("not a folder")
+    root = blocker if where == "root is a file" else blocker / "data"
+    with pytest.raises(bdata.DataRootError) as err:
+        bdata.load(root=root, download=False)
+    msg = str(err.value)
+    assert f"{blocker} is a file" in msg and "root=" in msg and "BNLAB_DATA" in msg
+    assert "reinstall" not in msg and "apt-get" not in msg
+    assert blocker.read_text() == "not a folder"
+
+
+def test_read_only_root_blames_the_root(isolated_data, monkeypatch):
+    """A folder the user cannot write (simulated: this also runs as root, which ignores permissions)."""
+    write_raw(isolated_data / "debian", tiny_idx_set(), gz=True)
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(errno.EACCES, "Permission denied", kwargs.get("dir"))
+    monkeypatch.setattr(bdata.tempfile, "mkstemp", refuse)
+    with pytest.raises(bdata.DataRootError, match="is not writable.*choose a writable data folder") as err:
+        bdata.load(root=isolated_data / "readonly", download=False)
+    assert "reinstall" not in str(err.value)
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root ignores folder permissions")
+def test_read_only_folder_for_real(isolated_data):
+    write_raw(isolated_data / "debian", tiny_idx_set(), gz=True)
+    root = isolated_data / "readonly"
+    root.mkdir()
+    root.chmod(0o555)
+    try:
+        with pytest.raises(bdata.DataRootError, match="not writable"):
+            bdata.load(root=root, download=False)
+    finally:
+        root.chmod(0o755)
 
 
 def test_missing_data_error_names_places_and_fix(isolated_data):

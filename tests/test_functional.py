@@ -356,6 +356,89 @@ def test_bad_backward_and_inference_input():
         F.RunningStats(3, momentum=None, bias_correction=True)
 
 
+# --------------------------------------------------------------------------- caches, eps = 0, images
+
+def _caches(seed: int = 0):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((5, 4))
+    bn = F.batchnorm_forward(x, np.ones(4), np.zeros(4))[1]
+    ln = F.layernorm_forward(x, np.ones(4), np.zeros(4))[1]
+    sp = F.spatial_batchnorm_forward(rng.standard_normal((2, 4, 3, 3)), np.ones(4), np.zeros(4))[1]
+    gn = F.groupnorm_forward(x, np.ones(4), np.zeros(4), num_groups=2)[1]
+    return bn, ln, sp, gn
+
+
+@pytest.mark.parametrize("backward,wrong", [
+    (F.batchnorm_backward, "ln"), (F.batchnorm_backward_alt, "ln"), (F.layernorm_backward, "bn"),
+    (F.batchnorm_backward, "sp"), (F.layernorm_backward, "sp"), (F.spatial_batchnorm_backward, "bn"),
+    (F.groupnorm_backward, "bn"), (F.groupnorm_backward, "ln"), (F.batchnorm_backward, "gn"),
+    (F.layernorm_backward, "gn"),
+])
+def test_each_backward_refuses_a_cache_its_forward_did_not_make(backward, wrong):
+    caches = dict(zip(("bn", "ln", "sp", "gn"), _caches()))
+    cache = caches[wrong]
+    dout = np.ones(np.shape(cache["x"]))
+    with pytest.raises(ValueError, match="cache") as info:
+        backward(dout, cache)
+    assert "_forward" in str(info.value)
+
+
+def test_a_hand_built_layernorm_cache_without_the_layer_key_is_refused_by_batchnorm_backward():
+    """Recognised by the statistics' shape too: (N, 1) per example is layer norm's."""
+    _, ln, _, _ = _caches()
+    ln = {k: v for k, v in ln.items() if k != "layer"}
+    with pytest.raises(ValueError, match=r"\(D,\) per feature"):
+        F.batchnorm_backward(np.ones((5, 4)), ln)
+
+
+def test_eps_zero_with_a_constant_feature_is_refused_not_nan():
+    x = np.random.default_rng(1).standard_normal((6, 3))
+    x[:, 2] = 0.0  # a border pixel: 0 in every image
+    with pytest.raises(ValueError, match="eps=0 and feature 2 is constant"):
+        F.batchnorm_forward(x, np.ones(3), np.zeros(3), eps=0.0)
+    with pytest.raises(ValueError, match="eps > 0"):
+        F.layernorm_forward(np.ones((2, 3)), np.ones(3), np.zeros(3), eps=0.0)
+    out, _ = F.batchnorm_forward(x, np.ones(3), np.zeros(3))  # the default eps: finite, column 2 is β
+    assert np.isfinite(out).all() and np.all(out[:, 2] == 0.0)
+    F.batchnorm_forward(x[:, :2], np.ones(2), np.zeros(2), eps=0.0)  # eps = 0 without a constant feature is fine
+
+
+def test_4d_input_error_suggests_the_spatial_recipe_not_per_pixel_flattening():
+    with pytest.raises(ValueError) as info:
+        F.batchnorm_forward(np.ones((4, 3, 2, 2)), np.ones(3), np.zeros(3))
+    message = str(info.value)
+    assert "spatial_batchnorm_forward" in message and "transpose(0, 2, 3, 1).reshape(-1, C)" in message
+
+
+@pytest.mark.parametrize("shape", [(4, 3, 5, 5), (1, 2, 3, 3), (6, 1, 1, 1), (3, 4, 2, 7)])
+def test_spatial_batchnorm_matches_torch_batchnorm2d(shape):
+    """Forward and backward against nn.BatchNorm2d in float64 (training mode)."""
+    import torch
+    rng = np.random.default_rng(sum(shape))
+    x = 1 + 3 * rng.standard_normal(shape)
+    gamma, beta, dout = rng.standard_normal(shape[1]), rng.standard_normal(shape[1]), rng.standard_normal(shape)
+    out, cache = F.spatial_batchnorm_forward(x, gamma, beta)
+    dx, dgamma, dbeta = F.spatial_batchnorm_backward(dout, cache)
+    layer = torch.nn.BatchNorm2d(shape[1]).double()
+    with torch.no_grad():
+        layer.weight.copy_(torch.from_numpy(gamma))
+        layer.bias.copy_(torch.from_numpy(beta))
+    xt = torch.from_numpy(x).requires_grad_(True)
+    yt = layer(xt)
+    yt.backward(torch.from_numpy(dout))
+    for mine, ref in ((out, yt), (dx, xt.grad), (dgamma, layer.weight.grad), (dbeta, layer.bias.grad)):
+        np.testing.assert_allclose(mine, ref.detach().numpy(), rtol=1e-10, atol=1e-12)
+    assert out.shape == dx.shape == shape
+
+
+def test_per_pixel_flattening_is_not_spatial_batch_norm():
+    """What the old advice x.reshape(len(x), -1) computes differs from nn.BatchNorm2d's per-channel statistics."""
+    x = np.random.default_rng(2).standard_normal((8, 2, 3, 3)) * np.array([1.0, 3.0]).reshape(1, 2, 1, 1)
+    spatial, _ = F.spatial_batchnorm_forward(x, np.ones(2), np.zeros(2))
+    per_pixel, _ = F.batchnorm_forward(x.reshape(len(x), -1), np.ones(18), np.zeros(18))
+    assert np.abs(spatial - per_pixel.reshape(x.shape)).max() > 0.1
+
+
 @pytest.mark.parametrize("n,d", [(2, 3), (16, 3)])
 def test_backward_nodes_equal_autograd_at_every_node(n, d):
     """Every intermediate gradient of the staged backward equals autograd's on the same graph."""

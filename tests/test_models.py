@@ -122,3 +122,24 @@ def test_remove_bias_keeps_the_weights_and_with_bn_the_output():
     torch.testing.assert_close(twin(x), before, rtol=0, atol=1e-5)  # BN's centring cancelled the bias
     with pytest.raises(ValueError, match="not Linear layers"):
         models.remove_bias(twin, layers=["norm1"])
+def test_mlp_dropout_layers_and_modes():
+    torch.manual_seed(0)
+    model = models.mlp(norm="bn", activation="relu", dropout=0.5)
+    names = [n for n, _ in model.named_children()]
+    assert names == ["flatten", "fc1", "norm1", "act1", "drop1", "fc2", "norm2", "act2", "drop2",
+                     "fc3", "norm3", "act3", "drop3", "out"]
+    assert all(model.get_submodule(f"drop{k}").p == 0.5 for k in (1, 2, 3))
+    last = models.mlp(activation="relu", dropout=0.2, dropout_layers=[3])
+    assert [n for n, _ in last.named_children() if n.startswith("drop")] == ["drop3"]
+    # training mode drops about half of the units and scales the rest by 2; eval mode is the identity
+    h = torch.ones(1000, 100)
+    out = model.drop1(h)
+    assert abs((out == 0).float().mean().item() - 0.5) < 0.05 and set(out.unique().tolist()) == {0.0, 2.0}
+    model.eval()
+    assert torch.equal(model.drop1(h), h)
+    assert [n for n, _ in models.mlp().named_children()] == ["flatten", "fc1", "act1", "fc2", "act2",
+                                                              "fc3", "act3", "out"]
+    with pytest.raises(ValueError, match="drop probability"):
+        models.mlp(dropout=1.0)
+    with pytest.raises(ValueError, match="dropout_layers"):
+        models.mlp(dropout=0.5, dropout_layers=[4])

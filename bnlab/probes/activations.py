@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from bnlab.probes.core import _check_mode, _device_of, _modules_by_name, preserved_state
+from bnlab.probes.core import _check_mode, _check_model, _check_tensor, _device_of, _modules_by_name, preserved_state
 
 
 
@@ -26,6 +26,7 @@ def activation_modules(model: nn.Module) -> list[str]:
 
     For ``bnlab.models.mlp`` these are ``act1``, ``act2``, ...
     """
+    _check_model(model)
     return [name for name, m in model.named_modules() if name and isinstance(m, ACTIVATION_TYPES)]
 
 
@@ -48,6 +49,7 @@ def record(model: nn.Module, x: torch.Tensor, modules: Sequence[str],
     """
     _check_mode(mode)
     targets = _modules_by_name(model, modules)
+    _check_tensor(x, "x")
     caught: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
 
     def hook_for(name: str) -> Callable[[nn.Module, tuple, torch.Tensor], None]:
@@ -59,7 +61,11 @@ def record(model: nn.Module, x: torch.Tensor, modules: Sequence[str],
     try:
         with preserved_state(model), torch.no_grad():
             model.train(mode == "train")
-            model(x.to(_device_of(model)))
+            try:
+                model(x.to(_device_of(model)))
+            except RuntimeError as err:
+                raise ValueError(f"the model cannot take x of shape {tuple(x.shape)} ({x.dtype}): {err}. "
+                                 "Pass a batch shaped like the model's training inputs.") from err
     finally:
         for h in handles:
             h.remove()
@@ -98,6 +104,7 @@ def unit_percentiles(z: torch.Tensor, q: Sequence[float] = DEFAULT_PERCENTILES) 
 
     Returns: (P, C) array, row j = the q[j]-th percentile of every unit.
     """
+    _check_tensor(z, "z")
     q = [float(v) for v in q]
     if not q or any(not 0.0 <= v <= 100.0 for v in q):
         raise ValueError(f"percentiles must be a non-empty list of numbers in [0, 100], got {q}")
@@ -155,6 +162,10 @@ def probe_batch(data: Any, n: int = 1000, seed: int = 0, split: str = "test") ->
     """
     if split not in ("test", "train"):
         raise ValueError(f"split must be 'test' or 'train', got {split!r}")
+    if not hasattr(data, "x_test"):
+        raise TypeError(f"data must be a bnlab.data.Dataset (e.g. bnlab.data.load()), got {type(data).__name__}.")
+    if isinstance(n, bool) or not isinstance(n, int):
+        raise TypeError(f"n must be an int number of examples, got {n!r}.")
     x = data.x_test if split == "test" else data.x_train
     if not 1 <= n <= len(x):
         raise ValueError(f"n must be between 1 and the {len(x)} {split} examples, got {n}")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import random
 from contextlib import contextmanager
-from typing import Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -21,7 +21,38 @@ def _check_mode(mode: str) -> None:
         )
 
 
+def _check_model(model: Any) -> None:
+    """The probed model must be an ``nn.Module`` (a common slip: passing the factory ``models.mlp``)."""
+    if not isinstance(model, nn.Module):
+        hint = ("; it is a function: pass the model it builds, e.g. model = models.mlp()" if callable(model)
+                else "")
+        raise TypeError(f"model must be a torch nn.Module, got {type(model).__name__}{hint}.")
+
+
+def _check_tensor(x: Any, name: str = "x", floating: bool = True) -> None:
+    """A probe batch must be a torch tensor (floating-point for inputs, integer for class labels)."""
+    if isinstance(x, np.ndarray):
+        fix = f"torch.from_numpy({name}).float()" if floating else f"torch.from_numpy({name}).long()"
+        raise TypeError(f"{name} must be a torch tensor, got a NumPy array; convert it with {fix}.")
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a torch tensor, got {type(x).__name__}.")
+    if floating and not x.is_floating_point():
+        raise TypeError(f"{name} must hold floats, got {x.dtype}; convert it with {name}.float() "
+                        f"(raw uint8 pixels: {name}.float() / 255).")
+    if not floating and (x.is_floating_point() or x.is_complex()):
+        raise TypeError(f"{name} must hold integer class labels, got {x.dtype}; convert it with {name}.long().")
+
+
+def _check_loss_of(loss_of: Any) -> None:
+    if not callable(loss_of):
+        raise TypeError(f"loss_of must be a function of the model returning a scalar loss, e.g. "
+                        f"probes.batch_loss(torch.nn.functional.cross_entropy, x, y); got {type(loss_of).__name__}.")
+
+
 def _modules_by_name(model: nn.Module, names: Sequence[str]) -> dict[str, nn.Module]:
+    _check_model(model)
+    if isinstance(names, str):
+        raise TypeError(f"modules must be a list of module names, e.g. [{names!r}], not the string {names!r}.")
     available = dict(model.named_modules())
     missing = [n for n in names if n not in available]
     if missing:
@@ -49,6 +80,7 @@ def preserved_state(model: nn.Module) -> Iterator[None]:
     (including ``None``), each module's train/eval flag, and the random states of
     torch (CPU and CUDA), NumPy and Python's ``random``.
     """
+    _check_model(model)
     params = [(p, p.detach().clone(), None if p.grad is None else p.grad.detach().clone())
               for p in model.parameters()]
     buffers = [(b, b.detach().clone()) for b in model.buffers()]
@@ -86,6 +118,13 @@ def batch_loss(loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], x:
 
     Shapes: x (B, ...) inputs, y (B, ...) targets; the result is a scalar tensor.
     """
+    if not callable(loss_fn):
+        raise TypeError(f"loss_fn must be a function loss_fn(logits, y) -> scalar, e.g. "
+                        f"torch.nn.functional.cross_entropy; got {type(loss_fn).__name__}.")
+    _check_tensor(x, "x")
+    if not isinstance(y, torch.Tensor):
+        raise TypeError(f"y must be a torch tensor, got {type(y).__name__}; convert a NumPy array with "
+                        "torch.from_numpy(y).")
     return lambda model: loss_fn(model(x), y)
 
 

@@ -1,15 +1,13 @@
 """Per-layer gradient norms."""
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
+import numpy as np
 import torch
 from torch import nn
 
-from bnlab.probes.core import _check_mode, _device_of, preserved_state
-
-
-
+from bnlab.probes.core import _check_mode, _check_model, _check_tensor, _device_of, preserved_state
 
 
 def gradient_norms(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
@@ -31,6 +29,10 @@ def gradient_norms(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
     Returns: name → ‖∂loss/∂θ‖₂, in the model's order.
     """
     _check_mode(mode)
+    _check_model(model)
+    _check_tensor(x, "x")
+    if loss_fn is None:  # cross-entropy takes class indices
+        _check_tensor(y, "y", floating=False)
     if params == "weights":
         chosen = [(name.rsplit(".", 1)[0] if "." in name else name, p) for name, p in model.named_parameters()
                   if name.split(".")[-1] == "weight" and p.ndim >= 2 and p.requires_grad]
@@ -73,3 +75,30 @@ class GradientNorms:
         return gradient_norms(ctx.model, x, y, ctx.loss_fn, self.params, self.mode)
 
 
+
+
+def growth_per_layer(norms: Sequence[float] | np.ndarray) -> float:
+    """Geometric growth of gradient norms per layer, from the input side backwards.
+
+    Fits log‖g_k‖ = a + b·k by least squares over the layers k = 1..K given (ordered from
+    input to output, as ``gradient_norms`` returns them) and returns exp(−b): the factor by
+    which the gradient norm grows per layer as it travels from the output towards the input
+    (> 1: exploding, < 1: vanishing). Pass only comparable layers (e.g. the square
+    hidden-to-hidden ones: drop the first layer, whose fan-in is the input's, and the output layer).
+
+    Yang et al. (2019, "A Mean Field Theory of Batch Normalization") predict √(π/(π−1)) ≈ 1.211 per layer for a deep ReLU net with
+    BN before every ReLU, at initialisation and large width and batch.
+
+    Args:
+        norms: (K,) positive gradient norms, K >= 2, input side first.
+
+    Raises:
+        ValueError: fewer than 2 values, or a value that is not positive and finite.
+    """
+    g = np.asarray(norms, dtype=np.float64).ravel()
+    if g.size < 2:
+        raise ValueError(f"need the gradient norms of at least 2 layers to fit a growth rate, got {g.size}")
+    if not (np.all(np.isfinite(g)) and np.all(g > 0)):
+        raise ValueError(f"gradient norms must be positive and finite to take logs, got {g.tolist()}")
+    slope = np.polyfit(np.arange(g.size, dtype=np.float64), np.log(g), 1)[0]
+    return float(np.exp(-slope))

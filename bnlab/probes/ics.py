@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from bnlab.probes.core import preserved_state
+from bnlab.probes.core import _check_model, _check_tensor, preserved_state
 
 
 
@@ -27,6 +27,7 @@ def layer_groups(model: nn.Module) -> list[tuple[str, list[nn.Parameter]]]:
     Returns:
         [(name of the Linear/Conv module, [its parameters, then its followers'])].
     """
+    _check_model(model)
     groups: list[tuple[str, list[nn.Parameter]]] = []
     for name, module in model.named_modules():
         own = [p for p in module.parameters(recurse=False) if p.requires_grad]
@@ -116,7 +117,12 @@ def ics(model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor], lr: float,
     """
     if not lr > 0:
         raise ValueError(f"lr must be positive, got {lr}")
+    if not (isinstance(batch, (tuple, list)) and len(batch) == 2):
+        raise TypeError(f"batch must be the pair (x, y) of inputs and labels, got {type(batch).__name__}"
+                        + (f" of length {len(batch)}" if isinstance(batch, (tuple, list)) else "")
+                        + "; e.g. ics(model, (x, y), lr=0.1).")
     x, y = batch
+    _check_tensor(x, "x")
     groups = layer_groups(model)
     names = [name for name, _ in groups]
     with preserved_state(model):

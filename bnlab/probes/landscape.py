@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from bnlab.probes.core import LossOf, batch_loss, preserved_state
+from bnlab.probes.core import LossOf, _check_loss_of, batch_loss, preserved_state
 
 
 
@@ -102,6 +102,7 @@ def landscape(model: nn.Module, loss_of: LossOf, lr: float,
     """
     if not lr > 0:
         raise ValueError(f"lr must be positive, got {lr}")
+    _check_loss_of(loss_of)
     mult = np.asarray(list(multipliers), dtype=float)
     if mult.ndim != 1 or len(mult) == 0 or not np.all(mult > 0):
         raise ValueError(f"multipliers must be a non-empty sequence of positive numbers, got {multipliers!r}")

@@ -1,0 +1,82 @@
+"""The noise of batch statistics and of dropout, measured and predicted.
+
+``batch_statistics`` draws many batches of m values of a unit and returns each batch's
+mean and biased variance; ``batch_mean_std`` and ``batch_variance_std`` give what theory
+predicts for their spread; ``dropout_variance_ratio`` is the variance shift of inverted
+dropout (Li et al. 2019, §3).
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from bnlab import arguments as A
+
+__all__ = ["batch_statistics", "batch_mean_std", "batch_variance_std", "dropout_variance_ratio"]
+
+
+def batch_statistics(values: torch.Tensor, m: int, num_batches: int = 2000, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Means and biased variances of ``num_batches`` batches of ``m`` values drawn from ``values``.
+
+    Batches are drawn i.i.d. with replacement (so the formulas for independent samples
+    apply exactly; training batches are drawn without replacement from 60,000 images, which
+    shrinks the spread by a factor √((N−m)/(N−1)) ≥ 0.99 for m ≤ 1,024).
+
+    Args:
+        values: (N,) one unit's values over a dataset, or (N, C) several units.
+        m: batch size ≥ 2. num_batches: how many batches. seed: fixes the draws.
+
+    Returns:
+        means, variances: each (num_batches,) or (num_batches, C) (float64).
+    """
+    if m < 2:
+        raise ValueError(f"m must be >= 2 (one value has no batch variance), got {m}")
+    A.integer("m", m, minimum=2)
+    A.integer("num_batches", num_batches, minimum=1)
+    if not isinstance(values, torch.Tensor):
+        raise TypeError(f"values must be a torch tensor (N,) or (N, C), got {type(values).__name__}; "
+                        "convert a NumPy array with torch.from_numpy(values).")
+    v = values.double()
+    gen = torch.Generator().manual_seed(seed)
+    idx = torch.randint(len(v), (num_batches, m), generator=gen)
+    batches = v[idx]                                 # (B, m) or (B, m, C)
+    var, mean = torch.var_mean(batches, dim=1, correction=0)
+    return mean.numpy(), var.numpy()
+
+
+def batch_mean_std(std: float | np.ndarray, m: int | np.ndarray) -> np.ndarray:
+    """Standard deviation of the mean of m i.i.d. values of standard deviation σ: σ/√m."""
+    if np.any(np.asarray(m) < 1):
+        raise ValueError(f"m is a batch size and must be >= 1, got {m}.")
+    return np.asarray(std, dtype=float) / np.sqrt(np.asarray(m, dtype=float))
+
+
+def batch_variance_std(var: float | np.ndarray, kurtosis: float | np.ndarray, m: int | np.ndarray) -> np.ndarray:
+    """Standard deviation of the biased batch variance σ_B² of m i.i.d. values.
+
+    With population variance σ² and kurtosis κ = E[(x−μ)⁴]/σ⁴ (3 for a Gaussian), the unbiased
+    sample variance s² has Var(s²) = σ⁴ (κ/m − (m−3)/(m(m−1))) (e.g. Cramér 1946, §27.4), and
+    σ_B² = (m−1)/m · s², so std(σ_B²) = (m−1)/m · σ² √(κ/m − (m−3)/(m(m−1))). For large m this
+    is σ² √((κ−1)/m): heavier tails (larger κ) make the variance noisier.
+    """
+    m = np.asarray(m, dtype=float)
+    if np.any(m < 2):
+        raise ValueError(f"m is a batch size and must be >= 2 for a batch variance, got {m}.")
+    var = np.asarray(var, dtype=float)
+    kurtosis = np.asarray(kurtosis, dtype=float)
+    return (m - 1) / m * var * np.sqrt(kurtosis / m - (m - 3) / (m * (m - 1)))
+
+
+def dropout_variance_ratio(mean: float | np.ndarray, var: float | np.ndarray, keep: float) -> np.ndarray:
+    """Train/test variance ratio of a unit under inverted dropout (Li et al. 2019, §3, Eq. 2–3).
+
+    A unit x with mean c and variance v becomes y = a·x/p in training, a ~ Bernoulli(p)
+    (p the *keep* probability; ``nn.Dropout(q)`` has q = 1 − p), and y = x at test time. Then
+    Var_train(y) = E[a²x²]/p² − c² = (c² + v)/p − c² and Var_test(y) = v, so the ratio is
+    ((c² + v)/p − c²)/v: 1/p for a zero-mean unit, larger for units with c² ≫ v (after a ReLU).
+    """
+    if not 0 < keep <= 1:
+        raise ValueError(f"keep is the keep probability p = 1 − drop probability, in (0, 1]; got {keep}")
+    c2 = np.asarray(mean, dtype=float) ** 2
+    v = np.asarray(var, dtype=float)
+    return ((c2 + v) / keep - c2) / v

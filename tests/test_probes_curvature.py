@@ -1,0 +1,98 @@
+"""The curvature probe: top Hessian eigenvalue by power iteration on Hessian-vector products."""
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from bnlab import probes, train
+from bnlab.models import mlp
+from conftest import assert_same_state, model_state
+
+
+class Quadratic(nn.Module):
+    """L(w, z) = ½ wᵀ A w + ½ c z² with a fixed symmetric A: Hessian = blockdiag(A, c)."""
+
+    def __init__(self, eigenvalues: list[float], c: float, seed: int = 0) -> None:
+        super().__init__()
+        g = torch.Generator().manual_seed(seed)
+        q, _ = torch.linalg.qr(torch.randn(len(eigenvalues), len(eigenvalues), generator=g, dtype=torch.float64))
+        self.register_buffer("a", q @ torch.diag(torch.tensor(eigenvalues, dtype=torch.float64)) @ q.T)
+        self.w = nn.Parameter(torch.randn(len(eigenvalues), generator=g, dtype=torch.float64))
+        self.z = nn.Parameter(torch.ones((), dtype=torch.float64))
+        self.c = c
+
+    def loss(self) -> torch.Tensor:
+        return 0.5 * self.w @ self.a @ self.w + 0.5 * self.c * self.z ** 2
+
+
+def test_quadratic_with_known_hessian():
+    model = Quadratic([5.0, 2.0, 1.0, -0.5, 0.1], c=3.0)
+    r = probes.top_hessian_eigenvalue(model, lambda m: m.loss(), iters=200, tol=1e-10)
+    assert r.converged and abs(r.value - 5.0) < 1e-6
+    # the eigenvector: A v = 5 v in the w block, nothing in z
+    v_w, v_z = r.vector
+    assert torch.allclose(model.a @ v_w, 5.0 * v_w, atol=1e-4) and abs(float(v_z)) < 1e-4
+    # the other block dominates when c is larger
+    model.c = 8.0
+    assert abs(probes.top_hessian_eigenvalue(model, lambda m: m.loss(), iters=200, tol=1e-10).value - 8.0) < 1e-6
+
+
+def test_hessian_vector_product_matches_the_full_hessian():
+    torch.manual_seed(0)
+    model = mlp(widths=(5, 4), norm="bn", in_features=3, num_classes=3).double()
+    x, y = torch.randn(10, 3, dtype=torch.float64), torch.arange(10) % 3
+    ps = list(model.parameters())
+    flat = torch.cat([p.detach().reshape(-1) for p in ps])
+
+    def loss_of_flat(theta: torch.Tensor) -> torch.Tensor:
+        params, i = {}, 0
+        for (name, p) in model.named_parameters():
+            params[name] = theta[i:i + p.numel()].view_as(p)
+            i += p.numel()
+        buffers = {n: b.clone() for n, b in model.named_buffers()}
+        return nn.functional.cross_entropy(torch.func.functional_call(model, {**params, **buffers}, (x,)), y)
+
+    h = torch.autograd.functional.hessian(loss_of_flat, flat)
+    v = torch.randn_like(flat)
+    vs = torch.split(v, [p.numel() for p in ps])
+    hv = probes.hessian_vector_product(nn.functional.cross_entropy(model(x), y), ps,
+                                       [s.view_as(p) for s, p in zip(vs, ps)])
+    assert torch.allclose(torch.cat([t.reshape(-1) for t in hv]), h @ v, atol=1e-10)
+    top = float(torch.linalg.eigvalsh(h)[-1])
+    r = probes.top_hessian_eigenvalue(model, probes.batch_loss(nn.functional.cross_entropy, x, y),
+                                      iters=500, tol=1e-12)
+    assert abs(r.value - top) < 1e-6 * abs(top)
+
+
+def test_probe_leaves_the_model_bit_identical_and_is_deterministic():
+    torch.manual_seed(0)
+    model = mlp(widths=(8, 8), norm="bn", in_features=6, num_classes=3)
+    x, y = torch.randn(16, 6), torch.arange(16) % 3
+    nn.functional.cross_entropy(model(x), y).backward()     # grads present, running stats moved
+    model.eval()
+    before = model_state(model)
+    loss_of = probes.batch_loss(nn.functional.cross_entropy, x, y)
+    a = probes.top_hessian_eigenvalue(model, loss_of, iters=10)
+    assert_same_state(before, model_state(model))
+    b = probes.top_hessian_eigenvalue(model, loss_of, iters=10)
+    assert a.value == b.value and a.iterations == b.iterations
+    with pytest.raises(ValueError, match="mode"):
+        probes.top_hessian_eigenvalue(model, loss_of, mode="batch")
+    with pytest.raises(ValueError, match="iters"):
+        probes.top_hessian_eigenvalue(model, loss_of, iters=0)
+
+
+def test_sharpness_as_a_fit_probe(small_fmnist):
+    x, y = small_fmnist.x_train[:200], small_fmnist.y_train[:200]
+    probe = probes.Sharpness(x, y, every=10, iters=5)
+    h = train.fit(lambda: mlp(norm="bn", widths=(32, 32), init_std=0.1), small_fmnist, steps=20, lr=0.1,
+                  probes={"sharpness": probe}, progress=False)
+    steps, values = h.probe("sharpness")
+    assert list(steps) == [0, 10, 20] and values.shape == (3,) and (values > 0).all()
+    # probing does not change training
+    h2 = train.fit(lambda: mlp(norm="bn", widths=(32, 32), init_std=0.1), small_fmnist, steps=20, lr=0.1,
+                   progress=False)
+    assert (h.train_loss == h2.train_loss).all()
+    with pytest.raises(ValueError, match="length"):
+        probes.Sharpness(x, y[:5])

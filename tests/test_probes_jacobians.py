@@ -1,0 +1,174 @@
+"""Layer Jacobians and their singular values, against cases with a known answer."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from bnlab import models, probes
+from bnlab.layers import BatchNorm
+
+
+def _snapshot(model: nn.Module) -> list[torch.Tensor]:
+    return [t.detach().clone() for t in list(model.parameters()) + list(model.buffers())]
+
+
+def test_blocks_cut_after_each_activation():
+    net = models.mlp(widths=(5, 4), norm="bn", in_features=6, num_classes=3)
+    names = [n for n, _ in probes.blocks(net)]
+    assert names == ["fc1→norm1→act1", "fc2→norm2→act2", "out"]
+    with pytest.raises(TypeError, match="nn.Sequential"):
+        probes.blocks(nn.Linear(2, 2))
+    with pytest.raises(ValueError, match="no nonlinearity"):
+        probes.blocks(nn.Sequential(nn.Linear(2, 2)))
+
+
+def test_plain_layer_jacobian_is_activation_slope_times_weight():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(4, 3), nn.Tanh(), nn.Linear(3, 2))
+    x = torch.randn(5, 4)
+    jacs = dict(probes.layer_jacobians(net, x))
+    w, b = net[0].weight.double(), net[0].bias.double()
+    z = x.double() @ w.T + b
+    expected = (1 - torch.tanh(z) ** 2)[:, :, None] * w[None]          # (B, 3, 4)
+    torch.testing.assert_close(jacs["0→1"], expected)
+    torch.testing.assert_close(jacs["2"], net[2].weight.double().expand(5, 2, 3))
+    e2e = probes.input_output_jacobian(net, x)
+    for i in range(5):
+        ref = torch.autograd.functional.jacobian(lambda v: net.double()(v), x[i].double())
+        torch.testing.assert_close(e2e[i], ref)
+    net.float()
+
+
+def test_frozen_bn_jacobian_is_gamma_over_sigma_times_weight():
+    torch.manual_seed(1)
+    bn = BatchNorm(3)
+    with torch.no_grad():
+        bn.weight.copy_(torch.tensor([0.5, 1.0, 2.0]))
+    net = nn.Sequential(nn.Linear(4, 3, bias=False), bn, nn.Identity())
+    x = torch.randn(8, 4) * 3 + 1
+    before = _snapshot(net)
+    jac = probes.layer_jacobians(net, x)[0][1]
+    z = x.double() @ net[0].weight.double().T
+    scale = bn.weight.double() / torch.sqrt(z.var(0, unbiased=False) + bn.eps)
+    torch.testing.assert_close(jac, (scale[:, None] * net[0].weight.double()).expand(8, 3, 4))
+    for a, b in zip(before, _snapshot(net)):
+        assert torch.equal(a, b)                   # running statistics untouched
+    assert net.training
+
+
+def test_frozen_statistics_reproduce_the_training_output():
+    torch.manual_seed(2)
+    net = models.mlp(widths=(6, 5), norm="bn", activation="relu", in_features=7, num_classes=3)
+    nn.init.normal_(net.norm1.bias)
+    x = torch.randn(10, 7)
+    frozen = probes.frozen_statistics(net, x)
+    with torch.no_grad():
+        train_out = net.train()(x)
+        torch.testing.assert_close(frozen(x), train_out)
+    assert not frozen.training
+    with pytest.raises(ValueError, match="at least 2"):
+        probes.frozen_statistics(net, x[:1])
+
+
+def test_batch_jacobian_of_bn_projects_out_two_directions_per_unit():
+    # BN alone, training mode: per unit, dy/dx = (γ/σ)(I − 11ᵀ/B − x̂x̂ᵀ/B), so the singular
+    # values are γ/σ (B − 2 times) and 0 (twice) for every unit (ε = 0).
+    torch.manual_seed(3)
+    b, d = 6, 3
+    bn = BatchNorm(d)
+    with torch.no_grad():
+        bn.weight.copy_(torch.tensor([0.5, 1.0, 3.0]))
+    net = nn.Sequential(bn, nn.Identity())
+    x = torch.randn(b, d) * torch.tensor([1.0, 2.0, 0.5])
+    spec = probes.jacobian_spectra(net, x, statistics="batch")
+    sv = np.sort(spec.singular_values[0].ravel())
+    var = x.double().var(0, unbiased=False).numpy() + bn.eps
+    gamma = bn.weight.detach().double().numpy()
+    # with ε > 0 the x̂ direction is not killed exactly: its gain is γ/√(σ²+ε) · ε/(σ²+ε)
+    expected = np.sort(np.concatenate([np.zeros(d), gamma * bn.eps / var ** 1.5,
+                                       np.repeat(gamma / np.sqrt(var), b - 2)]))
+    np.testing.assert_allclose(sv, expected, atol=1e-9, rtol=1e-9)
+    assert spec.end_to_end is None
+    # against torch's own BatchNorm1d differentiated by autograd
+    ref = nn.Sequential(nn.BatchNorm1d(d), nn.Identity())
+    ref.load_state_dict(net.state_dict())
+    j_ours = probes.batch_jacobians(net, x)[0][1]
+    j_ref = probes.batch_jacobians(ref, x)[0][1]
+    torch.testing.assert_close(j_ours, j_ref)
+
+
+def test_batch_jacobian_without_bn_is_block_diagonal_frozen_one():
+    torch.manual_seed(4)
+    net = nn.Sequential(nn.Linear(3, 4), nn.Sigmoid(), nn.Linear(4, 2))
+    x = torch.randn(5, 3)
+    full = probes.batch_jacobians(net, x, only=[0])[0][1].view(5, 4, 5, 3)
+    per = probes.layer_jacobians(net, x)[0][1]
+    for i in range(5):
+        for j in range(5):
+            torch.testing.assert_close(full[i, :, j], per[i] if i == j else torch.zeros_like(per[i]))
+    with pytest.raises(ValueError, match="blocks 0..1"):
+        probes.batch_jacobians(net, x, only=[2])
+
+
+def test_orthogonal_linear_network_has_unit_singular_values():
+    torch.manual_seed(5)
+    layers = []
+    for _ in range(3):
+        lin = nn.Linear(6, 6, bias=False)
+        nn.init.orthogonal_(lin.weight)
+        layers += [lin, nn.Identity()]
+    net = nn.Sequential(*layers)
+    spec = probes.jacobian_spectra(net, torch.randn(4, 6))
+    for s in spec.singular_values + [spec.end_to_end]:
+        np.testing.assert_allclose(s, 1.0, atol=1e-6)       # float32 weights: orthogonal to ~1e-7
+    np.testing.assert_allclose(spec.median(), 1.0, atol=1e-6)
+    np.testing.assert_allclose(spec.rms(), 1.0, atol=1e-6)
+    assert spec.layers == ["0→1", "2→3", "4→5"]
+
+
+def test_spectra_leave_the_model_bit_identical_and_check_arguments():
+    torch.manual_seed(6)
+    net = models.mlp(widths=(5,), norm="bn", in_features=4, num_classes=3)
+    x = torch.randn(7, 4)
+    before = _snapshot(net)
+    state = torch.get_rng_state()
+    probes.jacobian_spectra(net, x)
+    probes.jacobian_spectra(net, x, statistics="batch", only=[0])
+    for a, b in zip(before, _snapshot(net)):
+        assert torch.equal(a, b)
+    assert torch.equal(state, torch.get_rng_state())
+    with pytest.raises(ValueError, match="statistics must be"):
+        probes.jacobian_spectra(net, x, statistics="running")
+    with pytest.raises(ValueError, match="only="):
+        probes.jacobian_spectra(net, x, only=[0])
+    with pytest.raises(ValueError, match="examples="):
+        probes.jacobian_spectra(net, x, statistics="batch", examples=2)
+    with pytest.raises(ValueError, match="from 1 to the batch size 7"):
+        probes.layer_jacobians(net, x, examples=8)
+
+
+def test_examples_take_the_first_inputs_with_the_whole_batch_statistics():
+    torch.manual_seed(7)
+    net = models.mlp(widths=(5, 4), norm="bn", in_features=6, num_classes=3)
+    x = torch.randn(9, 6)
+    some = probes.layer_jacobians(net, x, examples=3)
+    every = probes.layer_jacobians(net, x)
+    for (_, a), (_, b) in zip(some, every):
+        assert a.shape[0] == 3
+        torch.testing.assert_close(a, b[:3])
+    spec = probes.jacobian_spectra(net, x, examples=3)
+    assert spec.end_to_end.shape == (3, 3) and spec.singular_values[0].shape == (3, 5)
+
+
+def test_growth_per_layer_recovers_a_geometric_rate():
+    k = np.arange(10)
+    assert math.isclose(probes.growth_per_layer(3.0 * 1.2 ** (10 - k)), 1.2, rel_tol=1e-12)
+    assert math.isclose(probes.growth_per_layer(0.5 ** -k), 0.5, rel_tol=1e-12)   # vanishing: < 1
+    with pytest.raises(ValueError, match="at least 2"):
+        probes.growth_per_layer([1.0])
+    with pytest.raises(ValueError, match="positive and finite"):
+        probes.growth_per_layer([1.0, 0.0, 2.0])

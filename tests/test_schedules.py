@@ -1,0 +1,64 @@
+"""Rising learning-rate schedules and reading their failure point."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from bnlab import models, schedules, train
+from bnlab.data import Dataset
+
+
+def test_doubling_factor():
+    f = schedules.doubling(3)
+    assert [f(t) for t in range(7)] == [1, 1, 1, 2, 2, 2, 4]
+    with pytest.raises(ValueError, match="every"):
+        schedules.doubling(0)
+
+
+def _history(loss, lr, diverged_at=None):
+    return train.History(steps=np.array([0]), test_acc=np.array([0.1]), test_loss=np.array([2.3]),
+                         train_acc=np.array([]), train_loss=np.asarray(loss, dtype=float),
+                         diverged=diverged_at is not None, diverged_at=diverged_at, config={"lr": lr})
+
+
+def test_failure_point_first_window_above_threshold_or_flagged_divergence():
+    f = schedules.doubling(10)
+    loss = np.concatenate([np.full(25, 1.0), np.full(10, 5.0)])
+    # window 5: the mean of steps 21..25 is (4·1 + 5)/5 = 1.8, of 22..26 (3 + 10)/5 = 2.6 > ln 10
+    assert schedules.failure_point(_history(loss, 0.1), f, window=5) == (26, pytest.approx(0.1 * 4))
+    # fit flagged a divergence (non-finite or exploded loss) before the window mean rose
+    loss2 = np.concatenate([np.full(12, 1.0), [np.inf]])
+    assert schedules.failure_point(_history(loss2, 1.0, diverged_at=12), f, window=5) == (12, 2.0)
+    step, lr = schedules.failure_point(_history(np.full(30, 1.0), 1.0), f, window=5)
+    assert step == 30 and math.isnan(lr)
+    with pytest.raises(ValueError, match="no training loss"):
+        schedules.failure_point(_history([], 1.0), f)
+
+
+def _tiny_data(n: int = 120) -> Dataset:
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(n, 1, 28, 28, generator=g)
+    y = torch.randint(0, 10, (n,), generator=g)
+    return Dataset(x[:100], y[:100], x[100:], y[100:], tuple(str(c) for c in range(10)), "tiny", source=None)
+
+
+def test_fit_applies_the_schedule_step_by_step(monkeypatch):
+    ds = _tiny_data()
+    h_const = train.fit(lambda: models.mlp(widths=(8,)), ds, steps=6, lr=0.1, batch_size=10, progress=False)
+    h_unit = train.fit(lambda: models.mlp(widths=(8,)), ds, steps=6, lr=0.1, batch_size=10, progress=False,
+                       lr_schedule=lambda t: 1.0)
+    np.testing.assert_array_equal(h_const.train_loss, h_unit.train_loss)   # factor 1 = no schedule
+
+    used = []
+    step = torch.optim.SGD.step
+
+    def spy(self, *args, **kwargs):
+        used.append(self.param_groups[0]["lr"])
+        return step(self, *args, **kwargs)
+    monkeypatch.setattr(torch.optim.SGD, "step", spy)
+    train.fit(lambda: models.mlp(widths=(8,)), ds, steps=4, lr=0.5, batch_size=10, progress=False,
+              lr_schedule=lambda t: 2.0 ** t)
+    assert used == [0.5, 1.0, 2.0, 4.0]
