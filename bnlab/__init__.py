@@ -9,6 +9,7 @@ Modules (import what you need, e.g. ``from bnlab import models, train``):
 - ``bnlab.models``      ``mlp(...)`` and the deep linear network
 - ``bnlab.data``        ``load("fashion-mnist" | "mnist")``
 - ``bnlab.train``       ``fit(...)`` returning a ``History``
+- ``bnlab.trainable``   train only chosen parameters (BN's γ and β, the output layer, a random subset)
 - ``bnlab.schedules``   learning-rate schedules (a doubling stress test) and where a run fails
 - ``bnlab.probes``      activation percentiles, gradient norms, ICS, landscape measures, Jacobian spectra
 - ``bnlab.plots``       the course's figure style and recurring figure types
