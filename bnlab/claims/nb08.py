@@ -27,8 +27,9 @@ CLAIMS: tuple[Claim, ...] = (
                   f'3,000 steps, {_ACC}', '<', 0.0, asserted=False),
         ),
         verdict='depends on the setting', explanation=None,
-        why='After is better for sigmoid (every seed), but for ReLU, the case Mishkin measured, after and before '
-            'are within the resolution here: the benefit does not carry over to this MLP.',
+        why='BN after the sigmoid is ahead on every seed (+0.010 at lr 0.1, +0.024 at lr 0.5), but for ReLU, '
+            'the case Mishkin measured, after − before is −0.003 (lr 0.1) and −0.011 (lr 0.5): his gain does '
+            'not carry over to this MLP.',
     ),
     Claim(
         id='gamma-beta', notebook='08',
@@ -44,8 +45,8 @@ CLAIMS: tuple[Claim, ...] = (
                   f'lr 0.5, 3,000 steps, {_ACC}', '>', 0.0, asserted=False),
         ),
         verdict='depends on the setting', explanation=None,
-        why='Dropping γ, β hardly changes ReLU nets but costs BN-before-sigmoid, which needs γ, β to reach '
-            'the nonlinear range: neither "essential" nor "better without" holds in general.',
+        why='Dropping γ, β changes ReLU nets by at most 0.008 but costs BN-before-sigmoid 0.012 at lr 0.5: '
+            'neither "essential" nor "better without" holds in general.',
     ),
     Claim(
         id='bn-only-training', notebook='08',
@@ -64,8 +65,10 @@ CLAIMS: tuple[Claim, ...] = (
             Check('switched-off-fraction', 'fraction of hidden units switched off by γ, β (P(γ x̂ + β > 0) < 1 % '
                   'for x̂ ~ N(0, 1)), γ, β only at lr 1.0, mean over seeds', '>', 0.0, asserted=False),
         ),
-        verdict='supported', explanation=None,
-        why='Placeholder until measured.',
+        verdict='refuted', explanation=None,
+        why='γ, β alone reach 0.79 (output layer alone 0.68, everything 0.84), but an equal random subset of '
+            'weights reaches 0.79–0.80 (γ,β − random: mean −0.006) and only 3–5 % of units are switched off, '
+            'not a third (6 × 256 MLP, 1.2 epochs).',
     ),
     Claim(
         id='bias-redundant', notebook='08',
@@ -82,8 +85,9 @@ CLAIMS: tuple[Claim, ...] = (
                   '<', 0.01, asserted=False),
         ),
         verdict='supported', explanation=None,
-        why='The bias gets a zero gradient (Σᵢ ∂ℓ/∂xᵢ = 0 through BN) and never moves, so the net with and '
-            'without it is the same function.',
+        why='The bias gets a gradient of ≤ 4·10⁻⁸ of the weights\' (Σᵢ ∂ℓ/∂xᵢ = 0 through BN) and moves ≤ 4·10⁻⁸ '
+            'in 1,000 steps: the nets with and without it compute the same function (their accuracies still '
+            'differ by up to 0.010, round-off amplified along the trajectory).',
     ),
     Claim(
         id='beta-overfits', notebook='08',
@@ -95,7 +99,7 @@ CLAIMS: tuple[Claim, ...] = (
                   'gap = train − test accuracy (10k train subset), eval mode', '<', 0.01, asserted=False),
         ),
         verdict='refuted', explanation='regularization',
-        why='Placeholder until measured.',
+        why='Freezing β at 0 changes the train − test gap by −0.002 to +0.001 per seed (mean −0.0006).',
     ),
     Claim(
         id='gelu-gaussian', notebook='08',
@@ -113,7 +117,8 @@ CLAIMS: tuple[Claim, ...] = (
                   '<', 0.01),
         ),
         verdict='mixed', explanation=None,
-        why='Placeholder until measured.',
+        why='Units are near-Gaussian with or without BN (BN, affine per unit, cannot change their kurtosis); '
+            'BN makes the pooled layer histogram Gaussian (plain − BN ≥ 1.23 on seeds 0–8); GELU ≈ ReLU with BN.',
     ),
     Claim(
         id='weight-decay-effective-lr', notebook='08',
@@ -132,6 +137,7 @@ CLAIMS: tuple[Claim, ...] = (
                   'λ = 5·10⁻³, mean over seeds', 'between', (0.7, 1.3), asserted=False),
         ),
         verdict='supported', explanation='learning-rate',
-        why='Placeholder until measured.',
+        why='‖W₂‖ grows without weight decay and shrinks with it (1.048 vs 0.975 at 1,500 steps), η/‖W‖² rises '
+            'with λ, the angle per step settles at 0.92–0.98 of √(2ηλ) in layer 2, and test accuracy falls with λ.',
     ),
 )
