@@ -111,7 +111,7 @@ CLAIMS: tuple[Claim, ...] = (
         checks=(
             Check('per-unit-kurtosis-unchanged', 'largest |excess kurtosis after BN − before BN| over layer-1 '
                   'units and seeds (BN is affine per unit), train mode, 1,000 test images', '<', 1e-3),
-            Check('pooled-kurtosis-plain-minus-bn', 'smallest (plain − BN) pooled excess kurtosis of the '
+            Check('pooled-kurtosis-plain-minus-bn', 'smallest (plain − BN) pooled excess kurtosis of the layer-1 '
                   'pre-activations over seeds, trained nets, train mode, 1,000 test images', '>', 0.25),
             Check('gelu-minus-relu-bn', f'|mean paired (GELU − ReLU)| with BN over seeds, 3,000 steps, {_ACC}',
                   '<', 0.01),
