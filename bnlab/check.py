@@ -283,8 +283,11 @@ def batchnorm_backward_nodes(student_fn: Callable[..., Any], forward: Callable[.
         a ``CheckResult`` whose ``worst_output`` is the first wrong node (or the worst one on a pass).
     """
     name = "batchnorm_backward_nodes"
+    _check_callable(student_fn, "student_fn")
+    _check_tol(tol)
     errors: list[tuple[tuple[int, ...], str, str, float]] = []
     forward = forward or F.batchnorm_forward
+    _check_callable(forward, "forward")
     for k, (n, d) in enumerate(SHAPES):
         x, gamma, beta, dout, _ = _inputs(n, d, seed=k)
         want = F.batchnorm_backward_nodes(dout, F.batchnorm_forward(x, gamma, beta)[1])
@@ -434,6 +437,8 @@ def spatial_batchnorm_backward(student_fn: Callable[..., Any], forward: Callable
 def groupnorm_groups(d: int) -> int:
     """The number of groups the group-norm checkers use for D features: 4 when 4 divides D
     (groups of several features, the interesting case), else D > 1 (one feature per group), else 1."""
+    if isinstance(d, bool) or not isinstance(d, int) or d < 1:
+        raise ValueError(f"d is the number of features, a positive int; got {d!r}.")
     return 4 if d % 4 == 0 else d
 
 

@@ -147,9 +147,10 @@ def _check_dout(dout: Any, cache: Cache, fn: str, layer: str = "batchnorm") -> n
                          f"got a {kind}. Call it as {fn}(dout, cache) with out, cache = {forward}(x, gamma, beta).")
     x = np.asarray(cache["x"])
     stats_shape = np.shape(cache["inv_std"])
-    expected = {"batchnorm": (x.shape[1],), "layernorm": (x.shape[0], 1),
-                "groupnorm": (x.shape[0], cache.get("num_groups"), 1)}[layer]
-    if (made_by is not None and made_by != layer) or x.ndim != 2 or stats_shape != expected:
+    expected = {"batchnorm": [(x.shape[1],), (1, x.shape[1])],  # (1, D): a keepdims forward's statistics
+                "layernorm": [(x.shape[0], 1)],
+                "groupnorm": [(x.shape[0], cache.get("num_groups"), 1)]}[layer]
+    if (made_by is not None and made_by != layer) or x.ndim != 2 or stats_shape not in expected:
         source = f"{made_by}_forward" if made_by else f"a forward with statistics of shape {stats_shape}"
         raise ValueError(
             f"{fn} got a cache made by {source}, not by {forward}: its statistics must be {_CACHE_STATS[layer]}. "
@@ -330,8 +331,10 @@ def batchnorm_inference(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, runn
     mean = _as_vector(running_mean, d, "running_mean", x.dtype)
     var = _as_vector(running_var, d, "running_var", x.dtype)
     if np.any(var < 0):
-        raise ValueError("running_var must be >= 0 (it is a variance).")
+        raise ValueError("running_var must be >= 0 (it is a variance); did you pass a standard deviation "
+                         "or a mean in its place?")
     eps = _check_eps(eps)
+    _check_constant(var, eps, "feature")
     return gamma * (x - mean) / np.sqrt(var + eps) + beta
 
 

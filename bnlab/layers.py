@@ -66,10 +66,15 @@ def _check_input(x: torch.Tensor, num_features: int, layer: str, param_dtype: to
             f"{layer}({num_features}) got {x.shape[1]} channels in input of shape {tuple(x.shape)}: "
             f"the channel axis is dim 1 and must have {num_features} entries."
         )
+    _check_dtype(x, param_dtype, f"{layer}({num_features})")
+
+
+def _check_dtype(x: torch.Tensor, param_dtype: torch.dtype | None, layer: str) -> None:
+    """x's dtype must be the parameters', or float16/bfloat16 with float32 parameters (mixed precision)."""
     if param_dtype is not None and x.dtype != param_dtype and not (
             x.dtype in _LOW_PRECISION and param_dtype == torch.float32):
         raise TypeError(
-            f"{layer}({num_features}) has {param_dtype} parameters but got {x.dtype} input. Convert the "
+            f"{layer} has {param_dtype} parameters but got {x.dtype} input. Convert the "
             f"model to the input's dtype with {_MODEL_CAST.get(x.dtype, f'model.to({x.dtype})')}, or the "
             f"input to the model's with x.to({param_dtype}). (float16/bfloat16 input into a float32 layer is "
             "fine: that is mixed precision.)"
@@ -101,7 +106,9 @@ def batchnorm_train(x: torch.Tensor, weight: torch.Tensor | None, bias: torch.Te
     ``batchnorm_backward_alt``, in torch, per channel over every other dimension:
     forward y = γ x̂ + β with x̂ = (x − μ_B)/√(σ_B² + ε); backward
     ∂ℓ/∂x = γ/(m√(σ_B²+ε)) · (m ∂ℓ/∂y − Σ ∂ℓ/∂y − x̂ Σ ∂ℓ/∂y x̂). Double backward
-    (``create_graph=True``) is supported by differentiating the plain formula.
+    (``create_graph=True``, e.g. Hessian-vector products) differentiates the plain formula
+    with respect to those of x, γ, β that require a gradient (any of them may be frozen).
+    Under ``torch.func`` transforms the plain formula is used throughout.
 
     Args:
         x: (N, C), (N, C, L) or (N, C, H, W), floating point.
@@ -115,7 +122,17 @@ def batchnorm_train(x: torch.Tensor, weight: torch.Tensor | None, bias: torch.Te
         out (shape and dtype of x); batch mean and biased batch variance, (C,) each, in the
         compute dtype (float32 for float16/bfloat16 input), not differentiable.
     """
+    _check_float(x, "batchnorm_train")
+    if (weight is None) != (bias is None):
+        raise ValueError("batchnorm_train: pass both weight (γ) and bias (β), or neither (no affine transform).")
     ct = _compute_dtype(x.dtype)
+    if _under_torch_func(x, weight, bias):
+        # torch.func transforms (grad, vmap, jacrev, jvp, hessian) trace plain tensor ops, not this
+        # one-node Function: the same formula, differentiated by autograd node by node.
+        xc = x.to(ct)
+        var, mean = torch.var_mean(xc.detach(), dim=_reduce_dims(x), correction=0)
+        out = _batchnorm_naive(xc, None if weight is None else weight.to(ct), None if bias is None else bias.to(ct), eps)
+        return out.to(x.dtype), mean, var
     if x.dtype == ct and (weight is None or weight.dtype == ct):
         return _BatchNormFunction.apply(x, weight, bias, eps)
     # Mixed or low precision: statistics and arithmetic in float32, the output in x's dtype.
@@ -123,6 +140,12 @@ def batchnorm_train(x: torch.Tensor, weight: torch.Tensor | None, bias: torch.Te
     out, mean, var = _BatchNormFunction.apply(x.to(ct), None if weight is None else weight.to(ct),
                                               None if bias is None else bias.to(ct), eps)
     return out.to(x.dtype), mean, var
+
+
+def _under_torch_func(*tensors: torch.Tensor | None) -> bool:
+    """Whether any tensor is wrapped by a torch.func transform (grad, vmap, jvp, ...)."""
+    wrapped = getattr(torch._C._functorch, "is_functorch_wrapped_tensor", None)
+    return wrapped is not None and any(t is not None and wrapped(t) for t in tensors)
 
 
 def _batchnorm_naive(x: torch.Tensor, weight: torch.Tensor | None, bias: torch.Tensor | None,
@@ -235,6 +258,9 @@ class BatchNorm(nn.Module):
     its own dtype or float32 (mixed precision, as under ``torch.autocast``): statistics
     are computed in float32 and the output keeps the input's dtype.
 
+    ``torch.func`` transforms (grad, vmap, jacrev, jvp) work in eval mode, as for torch's
+    layer; in training mode both refuse (the running statistics are updated in place).
+
     Raises:
         ValueError: bad settings (num_features < 1, eps < 0, momentum outside [0, 1]);
             input of the wrong shape; one value per channel, or eps = 0, in training.
@@ -315,6 +341,14 @@ class BatchNorm(nn.Module):
             m = x.numel() // x.shape[1]
             if m == 0:
                 return self._empty_batch(x)
+            if _under_torch_func(x, self.weight, self.bias):
+                raise RuntimeError(
+                    f"{type(self).__name__}({self.num_features}) in training mode updates its running statistics "
+                    "in place, which torch.func transforms (grad, vmap, jacrev, ...) cannot do (nn.BatchNorm1d "
+                    "refuses too). Call model.eval() to use the running statistics, or differentiate the "
+                    "batch-statistics formula itself: bnlab.layers.batchnorm_train(x, layer.weight, layer.bias, "
+                    "layer.eps)[0]."
+                )
             out, mean, var = batchnorm_train(x, self.weight, self.bias, self.eps)
             self._update_running(mean, var, m)
             return out
@@ -352,7 +386,7 @@ class BatchNorm(nn.Module):
 
 # --------------------------------------------------------------------------- noisy BN, noise, ℓp norms
 
-__all__ += ["NoisyBatchNorm", "NoiseInjection", "LpNorm", "algorithm1_noise"]
+__all__ += ["NoisyBatchNorm", "NoiseInjection", "DriftingBatchNorm", "LpNorm", "algorithm1_noise"]
 
 def algorithm1_noise(x: torch.Tensor, mean_range: float = 0.5, scale_range: tuple[float, float] = (1.0, 1.25),
                      mean_jitter: float = 0.1, scale_jitter: float = 0.1) -> tuple[torch.Tensor, torch.Tensor]:
@@ -465,9 +499,9 @@ class NoiseInjection(nn.Module):
             self.register_parameter("bias", None)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        _check_input(x, self.num_features, type(self).__name__)
+        _check_input(x, self.num_features, type(self).__name__, None if self.bias is None else self.bias.dtype)
         if self.bias is not None:
-            x = x + self.bias.view(_channel_shape(x))
+            x = x + self.bias.to(x.dtype).view(_channel_shape(x))
         if self.training:
             s, m = algorithm1_noise(x, **self.noise)
             x = s * x + m
@@ -475,6 +509,47 @@ class NoiseInjection(nn.Module):
 
     def extra_repr(self) -> str:
         return f"{self.num_features}, bias={self.bias is not None}, {_noise_repr(self.noise)}"
+
+
+class DriftingBatchNorm(BatchNorm):
+    """Batch norm followed by a slow, systematic drift of each unit's offset: a covariate-shift control.
+
+    Santurkar et al.'s noise (``NoisyBatchNorm``) is redrawn at every step and averages out over
+    time; the shift Ioffe & Szegedy (2015, §2) describe comes from parameter updates and
+    accumulates. This layer adds such an accumulating shift, independent of the data: unit j
+    gets a fixed direction d_j ~ N(0, 1) (drawn at construction from torch's RNG, so the seed
+    fixes it), and after t training steps (training-mode forward passes) the BN output y
+    becomes ``y + rate · t · d_j``. The layers above must keep tracking an input whose mean
+    moves steadily, which nothing below renormalizes away at this layer. Eval mode adds the
+    current offset without advancing t, so the network evaluated is the one being trained.
+
+    Args:
+        num_features, eps, momentum, affine: as ``BatchNorm``.
+        rate: offset added per training step, in units of d_j (e.g. 1/3000 moves each unit's
+            mean by |d_j| ≈ 0.8 on average over 3,000 steps).
+
+    Buffers: ``direction`` (C,), ``t`` (the number of training steps taken, int64 scalar).
+    Shapes: input (N, C) or (N, C, H, W); output the same.
+    """
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1, affine: bool = True,
+                 rate: float = 1e-3) -> None:
+        super().__init__(num_features, eps=eps, momentum=momentum, affine=affine)
+        if not (isinstance(rate, (int, float)) and math.isfinite(rate) and rate >= 0):
+            raise ValueError(f"rate must be a finite number >= 0 (offset per training step), got {rate!r}")
+        self.rate = float(rate)
+        self.register_buffer("direction", torch.randn(num_features))
+        self.register_buffer("t", torch.zeros((), dtype=torch.long))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = super().forward(x)
+        if self.training:
+            self.t += 1
+        offset = (self.rate * self.t.to(out.dtype)) * self.direction.to(out.dtype)
+        return out + offset.view(_channel_shape(out))
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, rate={self.rate}"
 
 
 class LpNorm(nn.Module):
@@ -533,7 +608,9 @@ class LpNorm(nn.Module):
         return mean, per_unit.mean().view(1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        _check_input(x, self.num_features, type(self).__name__)
+        _check_input(x, self.num_features, type(self).__name__, self.running_mean.dtype)
+        dtype = x.dtype
+        x = x.to(_compute_dtype(dtype))  # float16/bfloat16: computed in float32, returned in its own dtype
         shape = _channel_shape(x)
         if self.training:
             if x.numel() // x.shape[1] < 2:
@@ -541,14 +618,15 @@ class LpNorm(nn.Module):
                                  f"{tuple(x.shape)}; use a batch of at least 2 or model.eval().")
             mean, scale = self.batch_statistics(x)
             with torch.no_grad():
-                self.running_mean.mul_(1 - self.momentum).add_(mean.detach(), alpha=self.momentum)
-                self.running_scale.mul_(1 - self.momentum).add_(scale.detach(), alpha=self.momentum)
+                stats = self.running_mean.dtype
+                self.running_mean.mul_(1 - self.momentum).add_(mean.detach().to(stats), alpha=self.momentum)
+                self.running_scale.mul_(1 - self.momentum).add_(scale.detach().to(stats), alpha=self.momentum)
         else:
-            mean, scale = self.running_mean, self.running_scale
+            mean, scale = self.running_mean.to(x.dtype), self.running_scale.to(x.dtype)
         out = (x - mean.view(shape)) / (scale + self.eps)
         if self.affine:
-            out = out * self.weight.view(shape) + self.bias.view(shape)
-        return out
+            out = out * self.weight.to(x.dtype).view(shape) + self.bias.to(x.dtype).view(shape)
+        return out.to(dtype)
 
     def extra_repr(self) -> str:
         p = "inf" if self.p == math.inf else int(self.p)
@@ -650,18 +728,21 @@ class LayerNorm(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         _check_float(x, f"LayerNorm{self.normalized_shape}")
+        _check_dtype(x, None if self.weight is None else self.weight.dtype, f"LayerNorm{self.normalized_shape}")
         k = len(self.normalized_shape)
         if tuple(x.shape[-k:]) != self.normalized_shape:
             raise ValueError(f"LayerNorm{self.normalized_shape} got input of shape {tuple(x.shape)}: "
                              f"its last {k} dimension(s) must be {self.normalized_shape}.")
         dims = tuple(range(-k, 0))
-        var, mean = torch.var_mean(x, dim=dims, keepdim=True, correction=0)
-        out = (x - mean) * torch.rsqrt(var + self.eps)
+        ct = _compute_dtype(x.dtype)  # float16/bfloat16: statistics in float32, output in x's dtype
+        xc = x.to(ct)
+        var, mean = torch.var_mean(xc, dim=dims, keepdim=True, correction=0)
+        out = (xc - mean) * torch.rsqrt(var + self.eps)
         if self.weight is not None:
-            out = out * self.weight
+            out = out * self.weight.to(ct)
         if self.bias is not None:
-            out = out + self.bias
-        return out
+            out = out + self.bias.to(ct)
+        return out.to(x.dtype)
 
     def extra_repr(self) -> str:
         return f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}"
@@ -701,13 +782,15 @@ class GroupNorm(nn.Module):
         if x.ndim < 2 or x.shape[1] != self.num_channels:
             raise ValueError(f"GroupNorm({self.num_groups}, {self.num_channels}) expects input (N, "
                              f"{self.num_channels}, ...), got {tuple(x.shape)}: channels are dim 1.")
-        grouped = x.reshape(x.shape[0], self.num_groups, -1)
+        _check_dtype(x, self.weight.dtype if self.affine else None, f"GroupNorm({self.num_groups}, {self.num_channels})")
+        ct = _compute_dtype(x.dtype)  # float16/bfloat16: statistics in float32, output in x's dtype
+        grouped = x.to(ct).reshape(x.shape[0], self.num_groups, -1)
         var, mean = torch.var_mean(grouped, dim=2, keepdim=True, correction=0)
         out = ((grouped - mean) * torch.rsqrt(var + self.eps)).reshape(x.shape)
         if self.affine:
             shape = _channel_shape(x)
-            out = out * self.weight.view(shape) + self.bias.view(shape)
-        return out
+            out = out * self.weight.to(ct).view(shape) + self.bias.to(ct).view(shape)
+        return out.to(x.dtype)
 
     def extra_repr(self) -> str:
         return f"{self.num_groups}, {self.num_channels}, eps={self.eps}, affine={self.affine}"
@@ -722,6 +805,8 @@ def batchnorm_layers(model: nn.Module) -> dict[str, nn.Module]:
     """The batch-norm layers of ``model`` (bnlab's ``BatchNorm`` and its subclasses, torch's
     ``nn.BatchNorm1d/2d/3d``) that keep running statistics, by qualified name."""
     from torch.nn.modules.batchnorm import _BatchNorm
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch nn.Module, got {type(model).__name__}.")
     return {name: m for name, m in model.named_modules()
             if isinstance(m, (BatchNorm, _BatchNorm)) and getattr(m, "running_mean", None) is not None}
 
@@ -759,6 +844,7 @@ def recompute_population_statistics(model: nn.Module, x: torch.Tensor, batch_siz
         ValueError: no BN layer in ``model``, ``batch_size`` < 2, or too few images for one batch.
     """
     bns = batchnorm_layers(model)
+    _check_float(x, "recompute_population_statistics: x")
     if not bns:
         raise ValueError("recompute_population_statistics: the model has no batch-norm layer with running "
                          "statistics (bnlab.layers.BatchNorm or nn.BatchNorm*d with track_running_stats=True).")
@@ -791,7 +877,11 @@ def recompute_population_statistics(model: nn.Module, x: torch.Tensor, batch_siz
             for bn in bns.values():
                 bn.train()
             for i in range(batches):
-                model(x[i * batch_size:(i + 1) * batch_size])
+                try:
+                    model(x[i * batch_size:(i + 1) * batch_size])
+                except RuntimeError as err:
+                    raise ValueError(f"recompute_population_statistics: the model cannot take x of shape "
+                                     f"{tuple(x.shape)}: {err}. Pass training inputs the model was built for.") from err
     finally:
         for h in handles:
             h.remove()
@@ -826,6 +916,7 @@ NORM_KINDS: dict[str, Callable[..., nn.Module]] = {
     "noisy_bn": NoisyBatchNorm,
     "ghost_bn": GhostBatchNorm,  # BN over virtual batches (Hoffer et al. 2017): norm_kwargs={"virtual_batch_size": v}  # BN + Santurkar et al.'s Algorithm 1 noise
     "noise": NoiseInjection,  # the same noise without BN (plain-net control)
+    "drift_bn": DriftingBatchNorm,  # BN + a slow systematic drift of each unit's offset (control)
     "l1": lambda num_features, **kw: LpNorm(num_features, p=1, **kw),
     "l2": lambda num_features, **kw: LpNorm(num_features, p=2, **kw),
     "linf": lambda num_features, **kw: LpNorm(num_features, p=math.inf, **kw),

@@ -162,6 +162,9 @@ def _preactivation_stats(model: nn.Module, layer: nn.Linear, x: torch.Tensor, pe
     handle = layer.register_forward_hook(lambda _m, _inp, out: captured.append(out.detach()))
     try:
         model(x)
+    except RuntimeError as err:
+        raise ValueError(f"the model cannot take x of shape {tuple(x.shape)}: {err}. Pass a batch of the "
+                         "training inputs the model was built for (e.g. mlp(in_features=...)).") from err
     finally:
         handle.remove()
     z = captured[0].reshape(-1, captured[0].shape[-1]).double()

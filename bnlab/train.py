@@ -211,8 +211,15 @@ def _as_dataset(data: Dataset | Sequence[torch.Tensor]) -> Dataset:
 
 def _validate_fit_args(model: Any, steps: Any, lr: Any, batch_size: Any, seed: Any, momentum: Any,
                        weight_decay: Any, eval_every: Any, probes: Any, probe_every: Any, loss_fn: Any,
-                       diverge_above: Any, eval_chunk: Any) -> None:
+                       diverge_above: Any, eval_chunk: Any, lr_schedule: Any = None, eval_train: Any = False,
+                       progress: Any = None) -> None:
     """Check ``fit``'s arguments before anything runs: each error names the argument and the fix."""
+    if lr_schedule is not None and not callable(lr_schedule):
+        raise TypeError(f"lr_schedule must be a function step ↦ factor (e.g. bnlab.schedules.doubling(200)) or "
+                        f"None, got {type(lr_schedule).__name__}.")
+    for name, value in (("eval_train", eval_train), ("progress", progress)):
+        if value is not None and not isinstance(value, (bool, np.bool_)):
+            raise TypeError(f"{name} must be True or False, got {value!r}.")
     if not (isinstance(model, nn.Module) or callable(model)):
         raise TypeError(f"model must be an nn.Module or a function that builds one (e.g. lambda: models.mlp()), "
                         f"got {type(model).__name__}.")
@@ -305,7 +312,7 @@ def fit(model: nn.Module | Callable[[], nn.Module], data: Dataset | Sequence[tor
     ``min(eval_every, 100)`` steps) and sets ``History.diverged``: sweeps keep going. Same seed, same model, same data → identical history on CPU.
     """
     _validate_fit_args(model, steps, lr, batch_size, seed, momentum, weight_decay, eval_every, probes,
-                       probe_every, loss_fn, diverge_above, eval_chunk)
+                       probe_every, loss_fn, diverge_above, eval_chunk, lr_schedule, eval_train, progress)
     data = _as_dataset(data)
     dev = resolve_device(device)
     seed_everything(seed)
@@ -428,6 +435,21 @@ __all__ += ["fit_many", "grid", "select"]
 _FIT_PARAMS = frozenset(inspect.signature(fit).parameters)
 
 
+def _validate_run(run: Mapping[str, Any], i: int) -> None:
+    """``fit``'s argument checks on one run of ``fit_many``, in this process, before any worker starts."""
+    params = inspect.signature(fit).parameters
+    args = {k: p.default for k, p in params.items() if p.default is not inspect.Parameter.empty}
+    args.update({k: v for k, v in run.items() if k != "settings"})
+    missing = [k for k in params if k not in args]
+    if missing:
+        raise ValueError(f"runs[{i}] lacks {missing}, which fit() needs, e.g. dict(..., steps=1000, lr=0.1)")
+    checked = inspect.signature(_validate_fit_args).parameters
+    try:
+        _validate_fit_args(**{k: args[k] for k in checked})
+    except (TypeError, ValueError) as err:
+        raise type(err)(f"runs[{i}]: {err}") from None
+
+
 def _describe(run: Mapping[str, Any], i: int, n: int) -> str:
     settings = run.get("settings")
     if settings is None:
@@ -482,6 +504,7 @@ def fit_many(runs: Sequence[Mapping[str, Any]], workers: int | None = None,
         unknown = sorted(set(run) - _FIT_PARAMS - {"settings"})
         if unknown:
             raise ValueError(f"runs[{i}] has {unknown}, which fit() does not take; fit takes {sorted(_FIT_PARAMS)}")
+        _validate_run(run, i)
 
     def one(i: int) -> History:
         kwargs = dict(runs[i])

@@ -101,6 +101,8 @@ def test_fit_accepts_numpy_arrays_and_integer_labels_of_any_width(tiny):
     "loss_fn a string": (dict(loss_fn="mse"), TypeError, ["loss_fn", "function"]),
     "diverge_above 0": (dict(diverge_above=0), ValueError, ["diverge_above", "> 0"]),
     "eval_chunk 0": (dict(eval_chunk=0), ValueError, ["eval_chunk", ">= 1"]),
+    "lr_schedule a number": (dict(lr_schedule=0.5), TypeError, ["lr_schedule", "function"]),
+    "eval_train a string": (dict(eval_train="yes"), TypeError, ["eval_train", "True or False"]),
     "model a string": (dict(model="mlp"), TypeError, ["model", "nn.Module", "lambda"]),
     "factory returns a string": (dict(model=lambda: "mlp"), TypeError, ["factory", "nn.Module"]),
     "model of the wrong width": (dict(model=lambda: models.mlp(widths=(8,), num_classes=3)), ValueError,
@@ -135,6 +137,10 @@ def test_fit_validates_the_data(tiny, make, error, words):
     "fit_many(3)": (lambda: train.fit_many(3), TypeError, ["runs", "list of dicts"]),
     "fit_many misspelt": (lambda: train.fit_many([dict(model=models.mlp, data=None, lrr=0.1)]), ValueError,
                           ["runs[0]", "'lrr'", "fit takes"]),
+    "fit_many bad value": (lambda: train.fit_many([dict(model=models.mlp, data=None, steps=1e3, lr=0.1)]),
+                           TypeError, ["runs[0]", "steps", "steps=1000"]),
+    "fit_many without lr": (lambda: train.fit_many([dict(model=models.mlp, data=None, steps=10)]), ValueError,
+                            ["runs[0]", "'lr'"]),
     "fit_many without data": (lambda: train.fit_many([dict(model=models.mlp)]), ValueError, ["runs[0]", "data"]),
     "fit_seeds(seeds=3)": (lambda: train.fit_seeds(models.mlp, None, 3, steps=1, lr=0.1), TypeError,
                            ["seeds", "range(3)"]),
@@ -215,6 +221,17 @@ def test_every_batchnorm_layer_refuses_bad_settings_and_input(name):
     "ghost virtual batch": (lambda: layers.GhostBatchNorm(4, virtual_batch_size=1), ValueError, ["virtual_batch_size", ">= 2"]),
     "ghost batch multiple": (lambda: layers.GhostBatchNorm(4, virtual_batch_size=4)(torch.randn(7, 4)), ValueError,
                              ["batch of 7", "multiple of 4"]),
+    "batchnorm_train numpy": (lambda: layers.batchnorm_train(np.zeros((4, 3)), None, None, 1e-5), TypeError,
+                              ["batchnorm_train", "torch.from_numpy"]),
+    "batchnorm_train weight only": (lambda: layers.batchnorm_train(torch.randn(4, 3), torch.ones(3), None, 1e-5),
+                                    ValueError, ["weight", "bias", "or neither"]),
+    "batchnorm_layers not a model": (lambda: layers.batchnorm_layers(3), TypeError, ["model", "nn.Module"]),
+    "recompute numpy": (lambda: layers.recompute_population_statistics(
+        models.mlp(widths=(4,), in_features=4, norm="bn"), np.zeros((100, 4), dtype=np.float32)), TypeError,
+        ["x", "torch.from_numpy"]),
+    "recompute wrong width": (lambda: layers.recompute_population_statistics(
+        models.mlp(widths=(4,), in_features=4, norm="bn"), torch.zeros(100, 5)), ValueError,
+        ["x of shape (100, 5)", "built for"]),
     "algorithm1_noise numpy": (lambda: layers.algorithm1_noise(np.zeros((4, 2))), TypeError, ["torch.from_numpy"]),
     "make_norm unknown": (lambda: layers.make_norm("batchnorm", 4), ValueError, ["'batchnorm'", "'bn'"]),
     "make_norm misspelt kw": (lambda: layers.make_norm("bn", 4, momentom=0.1), TypeError, ["'momentom'", "norm_kwargs"]),
@@ -252,6 +269,8 @@ def test_other_layers(call, error, words):
     "dln_data n=1": (lambda: models.dln_data(n=1), ValueError, ["n >= 2", "n=1"]),
     "dln_loss shapes": (lambda: models.dln_loss(torch.zeros(3, 2), torch.zeros(3, 3)), ValueError, ["same shape"]),
     "lsuv numpy": (lambda: models.lsuv(models.mlp(), np.zeros((10, 784))), TypeError, ["x", "tensor"]),
+    "lsuv wrong width": (lambda: models.lsuv(models.mlp(), torch.rand(10, 5)), ValueError, ["x of shape (10, 5)",
+                                                                                          "in_features"]),
     "lsuv tol": (lambda: models.lsuv(models.mlp(), torch.rand(100, 784), tol=0), ValueError, ["tol", "positive"]),
     "lsuv on a BN net": (lambda: models.lsuv(models.mlp(norm="bn"), torch.rand(100, 784)), ValueError,
                          ["without normalization"]),
@@ -307,6 +326,8 @@ G, B = np.ones(3), np.zeros(3)
                               ["layernorm_forward"]),
     "inference running_var negative": (lambda: F.batchnorm_inference(X, G, B, np.zeros(3), -np.ones(3)),
                                        ["running_var", ">= 0"]),
+    "inference eps=0 zero variance": (lambda: F.batchnorm_inference(X, G, B, np.zeros(3), np.array([1.0, 0.0, 1.0]),
+                                                                    eps=0.0), ["eps=0", "feature 1", "eps > 0"]),
     "inference running_mean shape": (lambda: F.batchnorm_inference(X, G, B, np.zeros(2), np.ones(3)),
                                      ["running_mean", "(3,)"]),
     "layernorm eps=0 constant": (lambda: F.layernorm_forward(np.ones((2, 3)), G, B, eps=0.0), ["eps > 0"]),
@@ -340,7 +361,7 @@ def test_functional(call, words):
 CHECKERS = [check.batchnorm_forward, check.batchnorm_backward, check.batchnorm_backward_alt,
             check.batchnorm_inference, check.layernorm_forward, check.layernorm_backward,
             check.update_running_stats, check.spatial_batchnorm_forward, check.spatial_batchnorm_backward,
-            check.groupnorm_forward, check.groupnorm_backward]
+            check.groupnorm_forward, check.groupnorm_backward, check.batchnorm_backward_nodes]
 
 
 @pytest.mark.parametrize("checker", CHECKERS, ids=lambda c: c.__name__)
@@ -357,6 +378,10 @@ def test_checkers_refuse_a_bad_tolerance(checker):
 @pytest.mark.parametrize("checker", [c for c in CHECKERS if "backward" in c.__name__], ids=lambda c: c.__name__)
 def test_backward_checkers_refuse_a_bad_forward(checker):
     expect(lambda: checker(lambda d, c: None, forward="mine"), TypeError, "forward", "your function itself")
+
+
+def test_groupnorm_groups_needs_a_feature_count():
+    expect(lambda: check.groupnorm_groups(0), ValueError, "d", "positive int")
 
 
 def test_a_crashing_student_function_is_reported_not_raised():

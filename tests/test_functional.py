@@ -460,3 +460,13 @@ def test_backward_nodes_equal_autograd_at_every_node(n, d):
         assert rel_error(got[key], t[key].grad.numpy()) < 1e-10, key
     dx, dgamma, dbeta = F.batchnorm_backward(dout, cache)
     assert np.array_equal(dx, got["x"]) and np.array_equal(dgamma, got["gamma"]) and np.array_equal(dbeta, got["beta"])
+
+
+def test_a_hand_built_keepdims_cache_still_works_with_the_reference_backward():
+    """Statistics of shape (1, D) (a forward written with keepdims=True) are batch norm's too."""
+    x, gamma, beta, dout, _ = make_inputs(6, 3, seed=3)
+    _, cache = F.batchnorm_forward(x, gamma, beta)
+    keepdims = {k: (v.reshape(1, -1) if isinstance(v, np.ndarray) and v.ndim == 1 else v)
+                for k, v in cache.items() if k != "layer"}
+    for got, want in zip(F.batchnorm_backward_alt(dout, keepdims), F.batchnorm_backward_alt(dout, cache)):
+        np.testing.assert_allclose(np.squeeze(got), want, rtol=1e-12)

@@ -16,8 +16,8 @@ import pytest
 import torch
 from torch import nn
 
-from bnlab import models
-from bnlab.layers import BatchNorm
+from bnlab import layers, models
+from bnlab.layers import BatchNorm, batchnorm_train
 
 
 def torch_layer(shape, **kw) -> nn.Module:
@@ -59,7 +59,9 @@ def test_double_backward_with_any_subset_requiring_grad(shape, needs):
         inputs = [t for t, name in ((x, "input"), (layer.weight, "weight"), (layer.bias, "bias")) if name in needs]
         loss = ((layer(x) - target) ** 3).sum()  # cubic: the Hessian depends on the output too
         grads = torch.autograd.grad(loss, inputs, create_graph=True)
-        v = [torch.ones_like(g) for g in grads]
+        # a random direction: with v = 1 the input part would vanish (Σᵢ ∂loss/∂xᵢ = 0 per channel for any x)
+        vg = torch.Generator().manual_seed(4)
+        v = [torch.randn(g.shape, dtype=g.dtype, generator=vg) for g in grads]
         results.append(torch.autograd.grad(grads, inputs, v, allow_unused=True))
     for mine, ref in zip(*results):
         if ref is None:
@@ -361,3 +363,128 @@ def test_eval_mode_matches_torch_and_leaves_statistics_alone(shape):
     x = torch.randn((1,) + tuple(shape[1:]))  # a single example is fine at inference
     torch.testing.assert_close(ours(x), ref(x), rtol=1e-5, atol=1e-5)
     assert torch.equal(ours.running_mean, before[0]) and int(ours.num_batches_tracked) == before[1]
+
+
+# --------------------------------------------------------------------------- torch.func
+
+def _func_results(layer: nn.Module, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    """grad, jacrev, hessian, jvp and vmap of the layer as a function of (γ, β) and x."""
+    from torch.func import functional_call, grad, hessian, jacrev, jvp, vmap
+    params = {k: v.detach() for k, v in layer.named_parameters()}
+
+    def call(p, inp):
+        return functional_call(layer, p, (inp,))
+
+    def loss(p, inp):
+        return call(p, inp).pow(3).sum()
+    return {
+        "grad": grad(loss)(params, x)["weight"],
+        "jacrev": jacrev(lambda inp: call(params, inp))(x),
+        "hessian": hessian(loss)(params, x)["weight"]["weight"],
+        "jvp": jvp(lambda inp: call(params, inp), (x,), (torch.ones_like(x),))[1],
+        "vmap": vmap(lambda inp: call(params, inp))(x.view(2, 3, 3)),
+    }
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:FutureWarning")  # raised inside torch.func
+def test_torch_func_transforms_in_eval_mode_match_torch():
+    ours, ref = pair((6, 3), seed=18)
+    x = torch.randn(6, 3, generator=torch.Generator().manual_seed(19))
+    for layer in (ours, ref):
+        layer(x)  # running statistics that are not the defaults
+        layer.eval()
+    mine, want = _func_results(ours, x), _func_results(ref, x)
+    for key in want:
+        torch.testing.assert_close(mine[key], want[key], rtol=1e-5, atol=1e-5, msg=key)
+
+
+def test_torch_func_in_training_mode_is_refused_like_torch_naming_the_fix():
+    """Training mode updates running statistics in place: torch.func refuses it for both layers."""
+    ours, ref = pair((6, 3), seed=20)
+    x = torch.randn(6, 3)
+    with pytest.raises(RuntimeError):
+        _func_results(ref, x)
+    with pytest.raises(RuntimeError, match=r"model.eval\(\).*batchnorm_train"):
+        _func_results(ours, x)
+
+
+def test_batchnorm_train_itself_works_under_torch_func():
+    """The batch-statistics formula, differentiated by torch.func, equals autograd through the one-node layer."""
+    from torch.func import grad, hessian
+    g = torch.Generator().manual_seed(21)
+    x, w, b = torch.randn(7, 3, generator=g, dtype=torch.float64), torch.randn(3, dtype=torch.float64), torch.zeros(3, dtype=torch.float64)
+
+    def loss(w, x):
+        return batchnorm_train(x, w, b, 1e-5)[0].pow(3).sum()
+    gw, gx = grad(loss, argnums=(0, 1))(w, x)
+    w2, x2 = w.clone().requires_grad_(True), x.clone().requires_grad_(True)
+    want = torch.autograd.grad(loss(w2, x2), (w2, x2), create_graph=True)
+    torch.testing.assert_close(gw, want[0])
+    torch.testing.assert_close(gx, want[1])
+    h = hessian(loss)(w, x)
+    h_want = torch.stack([torch.autograd.grad(want[0][i], w2, retain_graph=True)[0] for i in range(3)])
+    torch.testing.assert_close(h, h_want)
+
+
+# --------------------------------------------------------------------------- the same dtype rules for LayerNorm, GroupNorm
+
+NORM_PAIRS = {
+    "LayerNorm": (lambda: layers.LayerNorm(6), lambda: nn.LayerNorm(6)),
+    "GroupNorm": (lambda: layers.GroupNorm(2, 6), lambda: nn.GroupNorm(2, 6)),
+}
+
+
+@pytest.mark.parametrize("kind", list(NORM_PAIRS))
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=str)
+def test_layer_and_group_norm_take_mixed_precision_like_torch(kind, dtype):
+    """float16/bfloat16 input into float32 LayerNorm/GroupNorm: output in the input's dtype, as torch's."""
+    make_ours, make_ref = NORM_PAIRS[kind]
+    torch.manual_seed(22)
+    ours, ref = make_ours(), make_ref()
+    ours.load_state_dict(ref.state_dict())
+    x = (3 * torch.randn(5, 6) + 1).to(dtype)
+    out, want = ours(x), ref(x)
+    assert out.dtype == want.dtype == dtype
+    torch.testing.assert_close(out.float(), want.float(), rtol=TOL[dtype], atol=TOL[dtype])
+
+
+@pytest.mark.parametrize("kind", list(NORM_PAIRS))
+def test_layer_and_group_norm_refuse_a_dtype_mismatch_like_torch(kind):
+    make_ours, make_ref = NORM_PAIRS[kind]
+    x = torch.randn(5, 6).double()
+    with pytest.raises(RuntimeError):
+        make_ref()(x)
+    with pytest.raises(TypeError, match=r"model.double\(\)"):
+        make_ours()(x)
+
+
+@pytest.mark.parametrize("kind", layers.norm_kinds())
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=str)
+def test_every_norm_kind_keeps_a_low_precision_input_dtype(kind, dtype):
+    """mlp(norm=kind) under autocast feeds float16/bfloat16 into float32 layers: each kind keeps the dtype."""
+    kw = {"virtual_batch_size": 4} if kind == "ghost_bn" else {}
+    layer = layers.make_norm(kind, 6, **kw)
+    x = (2 * torch.randn(8, 6, generator=torch.Generator().manual_seed(23)) + 1).to(dtype)
+    for training in (True, False):
+        out = layer.train(training)(x)
+        assert out.dtype == dtype and torch.isfinite(out.float()).all(), (kind, training)
+
+
+@pytest.mark.parametrize("kind", [k for k in layers.norm_kinds() if k != "torch_bn"])
+def test_every_bnlab_norm_kind_refuses_float64_input_into_float32_parameters(kind):
+    kw = {"virtual_batch_size": 4} if kind == "ghost_bn" else {}
+    layer = layers.make_norm(kind, 6, **kw)
+    if not any(True for _ in layer.parameters()) and not any(True for _ in layer.buffers()):
+        pytest.skip(f"{kind} has no parameters or statistics to disagree with")
+    with pytest.raises(TypeError, match=r"model.double\(\)"):
+        layer(torch.randn(8, 6).double())
+
+
+@pytest.mark.parametrize("kind", ["bn", "noisy_bn", "bn_detached", "bn_mean", "bn_scale", "bn_reestimated", "bn_frozen"])
+def test_every_batchnorm_kind_takes_an_empty_batch_like_torch(kind):
+    layer = layers.make_norm(kind, 3)
+    state = {k: v.clone() for k, v in layer.state_dict().items() if k != "num_batches_tracked"}
+    out = layer(torch.randn(0, 3))
+    assert out.shape == (0, 3)
+    for k, v in state.items():
+        assert torch.equal(layer.state_dict()[k], v), k

@@ -96,3 +96,17 @@ def test_sharpness_as_a_fit_probe(small_fmnist):
     assert (h.train_loss == h2.train_loss).all()
     with pytest.raises(ValueError, match="length"):
         probes.Sharpness(x, y[:5])
+    with pytest.raises(ValueError, match="divide"):
+        probes.Sharpness(x, y, batch_size=30)
+
+
+def test_sharpness_on_batches_of_the_training_size():
+    """batch_size: the mean loss of batches normalized by their own statistics; a plain net does not care."""
+    torch.manual_seed(0)
+    x, y = torch.randn(40, 6), torch.arange(40) % 3
+    for norm, same in ((None, True), ("bn", False)):
+        model = mlp(widths=(8,), norm=norm, in_features=6, num_classes=3)
+        ctx = train.ProbeContext(model, 0, x, y, 0.1, nn.functional.cross_entropy, None)
+        whole = probes.Sharpness(x, y, iters=50, tol=1e-9)(ctx)
+        split = probes.Sharpness(x, y, batch_size=10, iters=50, tol=1e-9)(ctx)
+        assert (abs(whole - split) < 1e-4 * abs(whole)) == same, norm

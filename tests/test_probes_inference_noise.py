@@ -94,3 +94,23 @@ def test_corruptions():
     assert noisy.min() >= 0 and noisy.max() <= 1
     with pytest.raises(ValueError, match="unknown corruption"):
         shifts.corrupt(x, "blur", 1.0)
+
+
+def test_dropout_variance_shift_on_a_model():
+    torch.manual_seed(0)
+    model = models.mlp(widths=(50, 40), norm="bn", activation="relu", dropout=0.5)
+    x = torch.rand(4000, 784)
+    model(x[:500])
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    rng = torch.get_rng_state()
+    out = probes.dropout_variance_shift(model, x, "drop1", "norm2", seed=1)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items()) and model.training
+    assert torch.equal(rng, torch.get_rng_state())
+    assert out["keep"] == 0.5 and out["var"].shape == (50,) and out["next_var_train"].shape == (40,)
+    alive = out["var"] > 1e-6
+    ratio = out["var_train"][alive] / out["var"][alive]
+    want = probes.dropout_variance_ratio(out["mean"][alive], out["var"][alive], 0.5)
+    assert np.median(np.abs(ratio / want - 1)) < 0.1
+    assert np.all(out["next_var_train"] > out["next_var_test"])
+    with pytest.raises(ValueError, match="not nn.Dropout"):
+        probes.dropout_variance_shift(model, x, "act1", "norm2")

@@ -31,7 +31,7 @@ from bnlab.probes.weights import (weight_layers, weight_norms, effective_learnin
 from bnlab.probes.shape import excess_kurtosis, pooled_excess_kurtosis, KurtosisProbe
 from bnlab.probes.curvature import TopEigenvalue, hessian_vector_product, top_hessian_eigenvalue, Sharpness
 from bnlab.probes.inference import STATISTICS, evaluate, with_population_statistics, final
-from bnlab.probes.noise import batch_statistics, batch_mean_std, batch_variance_std, dropout_variance_ratio
+from bnlab.probes.noise import batch_statistics, batch_mean_std, batch_variance_std, dropout_variance_ratio, dropout_variance_shift
 
 __all__ = [
     "STATISTICS",
@@ -42,6 +42,7 @@ __all__ = [
     "batch_mean_std",
     "batch_variance_std",
     "dropout_variance_ratio",
+    "dropout_variance_shift",
     "DEFAULT_PERCENTILES",
     "ACTIVATION_TYPES",
     "MODES",

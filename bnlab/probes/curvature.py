@@ -147,14 +147,23 @@ class Sharpness:
     gradient descent with step η (Cohen et al. 2021). The batch is fixed, so the
     series measures the landscape, not batch-to-batch noise.
 
+    With ``batch_size`` the loss is the mean of the losses of consecutive batches of
+    that size (each normalized by its own statistics in a BN net): the average loss
+    SGD with that batch size descends, on fixed batches.
+
     Args:
-        x: (B, ...) inputs, y: (B,) labels of the fixed batch (e.g. the first 1,000 training images).
+        x: (B, ...) inputs, y: (B,) labels of the fixed batch (e.g. 600 training images).
         every: probe period in steps (None: ``fit``'s ``probe_every``).
+        batch_size: split (x, y) into consecutive batches of this size (B must be a multiple
+            of it); None: one batch of B.
         iters, tol, mode, seed: as ``top_hessian_eigenvalue``.
+
+    Raises:
+        ValueError: x and y differ in length, B is not a multiple of ``batch_size``, or a bad ``mode``.
     """
 
-    def __init__(self, x: torch.Tensor, y: torch.Tensor, every: int | None = None, iters: int = 20,
-                 tol: float = 1e-3, mode: str = "train", seed: int = 0) -> None:
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, every: int | None = None, batch_size: int | None = None,
+                 iters: int = 20, tol: float = 1e-3, mode: str = "train", seed: int = 0) -> None:
         _check_mode(mode)
         _check_tensor(x, "x")
         if not isinstance(y, torch.Tensor):
@@ -163,13 +172,20 @@ class Sharpness:
             raise ValueError(f"x and y differ in length: {len(x)} vs {len(y)}")
         A.integer("iters", iters, minimum=1)
         A.real("tol", tol, minimum=0)
-        self.x, self.y = x, y
+        if batch_size is not None and (batch_size < 1 or len(x) % batch_size):
+            raise ValueError(f"batch_size={batch_size} must divide the {len(x)} examples of the fixed batch")
+        self.x, self.y, self.batch_size = x, y, batch_size
         if every is not None:
             self.every = int(every)
         self.iters, self.tol, self.mode, self.seed = iters, tol, mode, seed
 
     def __call__(self, ctx) -> float:
         x, y = self.x.to(ctx.x.device), self.y.to(ctx.x.device)
-        result = top_hessian_eigenvalue(ctx.model, batch_loss(ctx.loss_fn, x, y), iters=self.iters,
-                                        tol=self.tol, mode=self.mode, seed=self.seed)
+        if self.batch_size is None:
+            loss_of = batch_loss(ctx.loss_fn, x, y)
+        else:
+            xs, ys = x.split(self.batch_size), y.split(self.batch_size)
+            loss_of = lambda model: sum(ctx.loss_fn(model(a), b) for a, b in zip(xs, ys)) / len(xs)
+        result = top_hessian_eigenvalue(ctx.model, loss_of, iters=self.iters, tol=self.tol, mode=self.mode,
+                                        seed=self.seed)
         return result.value

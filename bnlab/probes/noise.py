@@ -39,9 +39,15 @@ def batch_statistics(values: torch.Tensor, m: int, num_batches: int = 2000, seed
     v = values.double()
     gen = torch.Generator().manual_seed(seed)
     idx = torch.randint(len(v), (num_batches, m), generator=gen)
-    batches = v[idx]                                 # (B, m) or (B, m, C)
-    var, mean = torch.var_mean(batches, dim=1, correction=0)
-    return mean.numpy(), var.numpy()
+    per_batch = m * (v[0].numel())
+    chunk = max(1, 2 ** 22 // per_batch)             # gather at most ~4M values (32 MB) at a time
+    means, variances = [], []
+    for i in range(0, num_batches, chunk):
+        batches = v[idx[i:i + chunk]]                # (b, m) or (b, m, C)
+        var, mean = torch.var_mean(batches, dim=1, correction=0)
+        means.append(mean)
+        variances.append(var)
+    return torch.cat(means).numpy(), torch.cat(variances).numpy()
 
 
 def batch_mean_std(std: float | np.ndarray, m: int | np.ndarray) -> np.ndarray:
@@ -55,7 +61,7 @@ def batch_variance_std(var: float | np.ndarray, kurtosis: float | np.ndarray, m:
     """Standard deviation of the biased batch variance σ_B² of m i.i.d. values.
 
     With population variance σ² and kurtosis κ = E[(x−μ)⁴]/σ⁴ (3 for a Gaussian), the unbiased
-    sample variance s² has Var(s²) = σ⁴ (κ/m − (m−3)/(m(m−1))) (e.g. Cramér 1946, §27.4), and
+    sample variance s² has Var(s²) = σ⁴ (κ/m − (m−3)/(m(m−1))) (the classical variance of the sample variance), and
     σ_B² = (m−1)/m · s², so std(σ_B²) = (m−1)/m · σ² √(κ/m − (m−3)/(m(m−1))). For large m this
     is σ² √((κ−1)/m): heavier tails (larger κ) make the variance noisier.
     """
@@ -80,3 +86,51 @@ def dropout_variance_ratio(mean: float | np.ndarray, var: float | np.ndarray, ke
     c2 = np.asarray(mean, dtype=float) ** 2
     v = np.asarray(var, dtype=float)
     return ((c2 + v) / keep - c2) / v
+
+
+__all__ += ["dropout_variance_shift"]
+
+
+@torch.no_grad()
+def dropout_variance_shift(model: torch.nn.Module, x: torch.Tensor, dropout: str, after: str,
+                           seed: int = 0) -> dict[str, np.ndarray]:
+    """The variance shift of one dropout layer, measured on ``x`` (Li et al. 2019, §3).
+
+    The model runs in eval mode twice on ``x``: once as at test time, once with only the
+    dropout module ``dropout`` in training mode (fresh masks from a generator seeded with
+    ``seed``; the global RNG is restored). Recorded: the units entering the dropout layer,
+    what leaves it, and the input of module ``after`` (e.g. the next BN layer, whose running
+    statistics were collected with dropout on). The model is left bit-identical.
+
+    Returns: a dict of (C,) or (D,) float64 arrays over the N examples:
+        ``mean``, ``var``: mean c and variance v of each unit entering dropout;
+        ``var_train``: variance of each unit leaving dropout in training mode;
+        ``next_var_test``, ``next_var_train``: variance of each unit entering ``after``,
+        dropout off and on;
+        and ``keep``: the keep probability p = 1 − q (a float).
+    """
+    from bnlab.probes.core import _modules_by_name, preserved_state
+
+    mods = _modules_by_name(model, [dropout, after])
+    drop, nxt = mods[dropout], mods[after]
+    if not isinstance(drop, torch.nn.Dropout):
+        raise ValueError(f"module {dropout!r} is {type(drop).__name__}, not nn.Dropout")
+    seen: dict[str, torch.Tensor] = {}
+    hooks = [drop.register_forward_hook(lambda m, a, out: seen.update(unit=a[0].double(), dropped=out.double())),
+             nxt.register_forward_pre_hook(lambda m, a: seen.update(next=a[0].double()))]
+    try:
+        with preserved_state(model):
+            model.eval()
+            model(x)
+            test = dict(seen)
+            drop.train()
+            torch.manual_seed(seed)
+            model(x)
+            train = dict(seen)
+    finally:
+        for h in hooks:
+            h.remove()
+    var, mean = torch.var_mean(test["unit"], dim=0, correction=0)
+    return dict(mean=mean.numpy(), var=var.numpy(), var_train=train["dropped"].var(0, unbiased=False).numpy(),
+                next_var_test=test["next"].var(0, unbiased=False).numpy(),
+                next_var_train=train["next"].var(0, unbiased=False).numpy(), keep=1.0 - drop.p)
