@@ -96,8 +96,11 @@ class DetachedBatchNorm(_PartialBatchNorm):
     and σ_B² as if they did not depend on x, so ∂ℓ/∂x = γ/√(σ_B²+ε) · ∂ℓ/∂y instead
     of BN's projected gradient. §2 of the paper argues that such a gradient step
     can move a layer's parameters without changing its output (a bias grows
-    without bound while the loss stays put) and that "the gradient descent
-    optimization [must] take into account the fact that the normalization takes place".
+    without bound while the loss stays put): "the gradient descent optimization
+    does not take into account the fact that the normalization takes place", and
+    they report that "the model blows up when the normalization parameters are
+    computed outside the gradient descent step". (Their example uses statistics over
+    the training set; here they are the batch's.)
 
     Args and shapes: as ``BatchNorm``.
     """
@@ -108,7 +111,7 @@ class DetachedBatchNorm(_PartialBatchNorm):
 
 
 class MeanOnlyBatchNorm(_PartialBatchNorm):
-    """Mean-only batch norm: y = γ ⊙ (x − μ_B) + β, no division (Salimans & Kingma 2016, §3.2).
+    """Mean-only batch norm: y = γ ⊙ (x − μ_B) + β, no division (Salimans & Kingma 2016, "mean-only batch normalization").
 
     Centres each channel with the batch mean (gradient through μ_B unless
     ``detach``); eval mode subtracts the running mean. ``running_var`` is kept up to
@@ -145,7 +148,7 @@ class ReestimatedBatchNorm(_PartialBatchNorm):
     (``ema_mean``, ``ema_var``; weight ``momentum``, the first batch taken as is) at
     every training step t = 0, 1, ... and copies it into the running statistics at
     every t with t % every == 0. At t = 0 the layer therefore computes exactly what
-    ``BatchNorm`` computes on that batch. Ghorbani et al. (2019, §4) compare BN with
+    ``BatchNorm`` computes on that batch. Ghorbani, Krishnan & Xiao (2019) compare BN with
     batch statistics against BN with population statistics in training.
 
     Args:
