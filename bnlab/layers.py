@@ -66,10 +66,15 @@ def _check_input(x: torch.Tensor, num_features: int, layer: str, param_dtype: to
             f"{layer}({num_features}) got {x.shape[1]} channels in input of shape {tuple(x.shape)}: "
             f"the channel axis is dim 1 and must have {num_features} entries."
         )
+    _check_dtype(x, param_dtype, f"{layer}({num_features})")
+
+
+def _check_dtype(x: torch.Tensor, param_dtype: torch.dtype | None, layer: str) -> None:
+    """x's dtype must be the parameters', or float16/bfloat16 with float32 parameters (mixed precision)."""
     if param_dtype is not None and x.dtype != param_dtype and not (
             x.dtype in _LOW_PRECISION and param_dtype == torch.float32):
         raise TypeError(
-            f"{layer}({num_features}) has {param_dtype} parameters but got {x.dtype} input. Convert the "
+            f"{layer} has {param_dtype} parameters but got {x.dtype} input. Convert the "
             f"model to the input's dtype with {_MODEL_CAST.get(x.dtype, f'model.to({x.dtype})')}, or the "
             f"input to the model's with x.to({param_dtype}). (float16/bfloat16 input into a float32 layer is "
             "fine: that is mixed precision.)"
@@ -101,7 +106,9 @@ def batchnorm_train(x: torch.Tensor, weight: torch.Tensor | None, bias: torch.Te
     ``batchnorm_backward_alt``, in torch, per channel over every other dimension:
     forward y = γ x̂ + β with x̂ = (x − μ_B)/√(σ_B² + ε); backward
     ∂ℓ/∂x = γ/(m√(σ_B²+ε)) · (m ∂ℓ/∂y − Σ ∂ℓ/∂y − x̂ Σ ∂ℓ/∂y x̂). Double backward
-    (``create_graph=True``) is supported by differentiating the plain formula.
+    (``create_graph=True``, e.g. Hessian-vector products) differentiates the plain formula
+    with respect to those of x, γ, β that require a gradient (any of them may be frozen).
+    Under ``torch.func`` transforms the plain formula is used throughout.
 
     Args:
         x: (N, C), (N, C, L) or (N, C, H, W), floating point.
@@ -379,7 +386,7 @@ class BatchNorm(nn.Module):
 
 # --------------------------------------------------------------------------- noisy BN, noise, ℓp norms
 
-__all__ += ["NoisyBatchNorm", "NoiseInjection", "LpNorm", "algorithm1_noise"]
+__all__ += ["NoisyBatchNorm", "NoiseInjection", "DriftingBatchNorm", "LpNorm", "algorithm1_noise"]
 
 def algorithm1_noise(x: torch.Tensor, mean_range: float = 0.5, scale_range: tuple[float, float] = (1.0, 1.25),
                      mean_jitter: float = 0.1, scale_jitter: float = 0.1) -> tuple[torch.Tensor, torch.Tensor]:
@@ -492,9 +499,9 @@ class NoiseInjection(nn.Module):
             self.register_parameter("bias", None)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        _check_input(x, self.num_features, type(self).__name__)
+        _check_input(x, self.num_features, type(self).__name__, None if self.bias is None else self.bias.dtype)
         if self.bias is not None:
-            x = x + self.bias.view(_channel_shape(x))
+            x = x + self.bias.to(x.dtype).view(_channel_shape(x))
         if self.training:
             s, m = algorithm1_noise(x, **self.noise)
             x = s * x + m
@@ -502,6 +509,47 @@ class NoiseInjection(nn.Module):
 
     def extra_repr(self) -> str:
         return f"{self.num_features}, bias={self.bias is not None}, {_noise_repr(self.noise)}"
+
+
+class DriftingBatchNorm(BatchNorm):
+    """Batch norm followed by a slow, systematic drift of each unit's offset: a covariate-shift control.
+
+    Santurkar et al.'s noise (``NoisyBatchNorm``) is redrawn at every step and averages out over
+    time; the shift Ioffe & Szegedy (2015, §2) describe comes from parameter updates and
+    accumulates. This layer adds such an accumulating shift, independent of the data: unit j
+    gets a fixed direction d_j ~ N(0, 1) (drawn at construction from torch's RNG, so the seed
+    fixes it), and after t training steps (training-mode forward passes) the BN output y
+    becomes ``y + rate · t · d_j``. The layers above must keep tracking an input whose mean
+    moves steadily, which nothing below renormalizes away at this layer. Eval mode adds the
+    current offset without advancing t, so the network evaluated is the one being trained.
+
+    Args:
+        num_features, eps, momentum, affine: as ``BatchNorm``.
+        rate: offset added per training step, in units of d_j (e.g. 1/3000 moves each unit's
+            mean by |d_j| ≈ 0.8 on average over 3,000 steps).
+
+    Buffers: ``direction`` (C,), ``t`` (the number of training steps taken, int64 scalar).
+    Shapes: input (N, C) or (N, C, H, W); output the same.
+    """
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1, affine: bool = True,
+                 rate: float = 1e-3) -> None:
+        super().__init__(num_features, eps=eps, momentum=momentum, affine=affine)
+        if not (isinstance(rate, (int, float)) and math.isfinite(rate) and rate >= 0):
+            raise ValueError(f"rate must be a finite number >= 0 (offset per training step), got {rate!r}")
+        self.rate = float(rate)
+        self.register_buffer("direction", torch.randn(num_features))
+        self.register_buffer("t", torch.zeros((), dtype=torch.long))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = super().forward(x)
+        if self.training:
+            self.t += 1
+        offset = (self.rate * self.t.to(out.dtype)) * self.direction.to(out.dtype)
+        return out + offset.view(_channel_shape(out))
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, rate={self.rate}"
 
 
 class LpNorm(nn.Module):
@@ -560,7 +608,9 @@ class LpNorm(nn.Module):
         return mean, per_unit.mean().view(1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        _check_input(x, self.num_features, type(self).__name__)
+        _check_input(x, self.num_features, type(self).__name__, self.running_mean.dtype)
+        dtype = x.dtype
+        x = x.to(_compute_dtype(dtype))  # float16/bfloat16: computed in float32, returned in its own dtype
         shape = _channel_shape(x)
         if self.training:
             if x.numel() // x.shape[1] < 2:
@@ -568,14 +618,15 @@ class LpNorm(nn.Module):
                                  f"{tuple(x.shape)}; use a batch of at least 2 or model.eval().")
             mean, scale = self.batch_statistics(x)
             with torch.no_grad():
-                self.running_mean.mul_(1 - self.momentum).add_(mean.detach(), alpha=self.momentum)
-                self.running_scale.mul_(1 - self.momentum).add_(scale.detach(), alpha=self.momentum)
+                stats = self.running_mean.dtype
+                self.running_mean.mul_(1 - self.momentum).add_(mean.detach().to(stats), alpha=self.momentum)
+                self.running_scale.mul_(1 - self.momentum).add_(scale.detach().to(stats), alpha=self.momentum)
         else:
-            mean, scale = self.running_mean, self.running_scale
+            mean, scale = self.running_mean.to(x.dtype), self.running_scale.to(x.dtype)
         out = (x - mean.view(shape)) / (scale + self.eps)
         if self.affine:
-            out = out * self.weight.view(shape) + self.bias.view(shape)
-        return out
+            out = out * self.weight.to(x.dtype).view(shape) + self.bias.to(x.dtype).view(shape)
+        return out.to(dtype)
 
     def extra_repr(self) -> str:
         p = "inf" if self.p == math.inf else int(self.p)
@@ -677,18 +728,21 @@ class LayerNorm(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         _check_float(x, f"LayerNorm{self.normalized_shape}")
+        _check_dtype(x, None if self.weight is None else self.weight.dtype, f"LayerNorm{self.normalized_shape}")
         k = len(self.normalized_shape)
         if tuple(x.shape[-k:]) != self.normalized_shape:
             raise ValueError(f"LayerNorm{self.normalized_shape} got input of shape {tuple(x.shape)}: "
                              f"its last {k} dimension(s) must be {self.normalized_shape}.")
         dims = tuple(range(-k, 0))
-        var, mean = torch.var_mean(x, dim=dims, keepdim=True, correction=0)
-        out = (x - mean) * torch.rsqrt(var + self.eps)
+        ct = _compute_dtype(x.dtype)  # float16/bfloat16: statistics in float32, output in x's dtype
+        xc = x.to(ct)
+        var, mean = torch.var_mean(xc, dim=dims, keepdim=True, correction=0)
+        out = (xc - mean) * torch.rsqrt(var + self.eps)
         if self.weight is not None:
-            out = out * self.weight
+            out = out * self.weight.to(ct)
         if self.bias is not None:
-            out = out + self.bias
-        return out
+            out = out + self.bias.to(ct)
+        return out.to(x.dtype)
 
     def extra_repr(self) -> str:
         return f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}"
@@ -728,13 +782,15 @@ class GroupNorm(nn.Module):
         if x.ndim < 2 or x.shape[1] != self.num_channels:
             raise ValueError(f"GroupNorm({self.num_groups}, {self.num_channels}) expects input (N, "
                              f"{self.num_channels}, ...), got {tuple(x.shape)}: channels are dim 1.")
-        grouped = x.reshape(x.shape[0], self.num_groups, -1)
+        _check_dtype(x, self.weight.dtype if self.affine else None, f"GroupNorm({self.num_groups}, {self.num_channels})")
+        ct = _compute_dtype(x.dtype)  # float16/bfloat16: statistics in float32, output in x's dtype
+        grouped = x.to(ct).reshape(x.shape[0], self.num_groups, -1)
         var, mean = torch.var_mean(grouped, dim=2, keepdim=True, correction=0)
         out = ((grouped - mean) * torch.rsqrt(var + self.eps)).reshape(x.shape)
         if self.affine:
             shape = _channel_shape(x)
-            out = out * self.weight.view(shape) + self.bias.view(shape)
-        return out
+            out = out * self.weight.to(ct).view(shape) + self.bias.to(ct).view(shape)
+        return out.to(x.dtype)
 
     def extra_repr(self) -> str:
         return f"{self.num_groups}, {self.num_channels}, eps={self.eps}, affine={self.affine}"
@@ -860,6 +916,7 @@ NORM_KINDS: dict[str, Callable[..., nn.Module]] = {
     "noisy_bn": NoisyBatchNorm,
     "ghost_bn": GhostBatchNorm,  # BN over virtual batches (Hoffer et al. 2017): norm_kwargs={"virtual_batch_size": v}  # BN + Santurkar et al.'s Algorithm 1 noise
     "noise": NoiseInjection,  # the same noise without BN (plain-net control)
+    "drift_bn": DriftingBatchNorm,  # BN + a slow systematic drift of each unit's offset (control)
     "l1": lambda num_features, **kw: LpNorm(num_features, p=1, **kw),
     "l2": lambda num_features, **kw: LpNorm(num_features, p=2, **kw),
     "linf": lambda num_features, **kw: LpNorm(num_features, p=math.inf, **kw),

@@ -51,7 +51,7 @@ class _PartialBatchNorm(BatchNorm):
     def _check_batch(self, x: torch.Tensor) -> int:
         self._check_forward(x)  # BatchNorm's checks: shape, dtype against the parameters, eps in training
         m = x.numel() // x.shape[1]
-        if self.training and m < 2:
+        if self.training and m == 1:
             raise ValueError(
                 f"{type(self).__name__} expects more than 1 value per channel when training, got input size "
                 f"{tuple(x.shape)}: batch statistics of a single value are undefined. Use a batch of at "
@@ -74,6 +74,8 @@ class _PartialBatchNorm(BatchNorm):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         m = self._check_batch(x)
+        if self.training and m == 0:
+            return self._empty_batch(x)  # as BatchNorm (and torch): empty output, statistics unchanged
         if not self.training:
             return self._normalize(x, self.running_mean, self.running_var)
         var, mean = torch.var_mean(x.to(_compute_dtype(x.dtype)), dim=_reduce_dims(x), correction=0)
@@ -167,7 +169,8 @@ class ReestimatedBatchNorm(_PartialBatchNorm):
         self.register_buffer("ema_var", torch.ones(num_features))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self._check_batch(x)
+        if self._check_batch(x) == 0 and self.training:
+            return self._empty_batch(x)
         if self.training:
             t = int(self.num_batches_tracked)
             with torch.no_grad():

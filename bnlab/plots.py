@@ -186,7 +186,9 @@ def heatmap(values: np.ndarray, xticklabels: Sequence, yticklabels: Sequence, ax
     ax = new_axes(ax)
     v = np.asarray(values, dtype=float)
     shown = np.ma.masked_array(v, mask=mask if mask is not None else ~np.isfinite(v))
-    im = ax.imshow(shown, cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto")
+    colormap = plt.get_cmap(cmap).copy()
+    colormap.set_bad("#dddddd")                     # masked cells: light grey, labelled in black
+    im = ax.imshow(shown, cmap=colormap, vmin=vmin, vmax=vmax, aspect="auto")
     ax.set_xticks(range(v.shape[1]), [str(t) for t in xticklabels])
     ax.set_yticks(range(v.shape[0]), [str(t) for t in yticklabels])
     ax.grid(False)
@@ -194,7 +196,7 @@ def heatmap(values: np.ndarray, xticklabels: Sequence, yticklabels: Sequence, ax
         for j in range(v.shape[1]):
             text = mask_text if np.ma.is_masked(shown[i, j]) else fmt.format(v[i, j])
             ax.text(j, i, text, ha="center", va="center", fontsize=9,
-                    color="white" if np.ma.is_masked(shown[i, j]) or (vmax is not None and v[i, j] < (vmin or 0) + 0.5 * ((vmax or 1) - (vmin or 0))) else "black")
+                    color="black" if np.ma.is_masked(shown[i, j]) else "white" if (vmax is not None and v[i, j] < (vmin or 0) + 0.5 * ((vmax or 1) - (vmin or 0))) else "black")
     ax.figure.colorbar(im, ax=ax, label=cbar_label)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)

@@ -239,3 +239,22 @@ def test_mlp_builds_and_trains_every_kind(kind):
         loss.backward()
         opt.step()
     assert eval_loss() < 0.9 * before
+
+
+def test_drifting_bn_adds_an_offset_that_grows_with_training_steps():
+    from bnlab.layers import DriftingBatchNorm, make_norm
+    torch.manual_seed(0)
+    layer = make_norm("drift_bn", 4, rate=0.5)
+    assert isinstance(layer, DriftingBatchNorm)
+    plain = BatchNorm(4)
+    x = torch.randn(32, 4)
+    for t in (1, 2, 3):  # training mode: t advances, the offset is rate * t * direction
+        torch.testing.assert_close(layer(x), plain(x) + 0.5 * t * layer.direction)
+    assert int(layer.t) == 3
+    layer.eval(), plain.eval()
+    torch.testing.assert_close(layer(x), plain(x) + 1.5 * layer.direction)  # eval: current offset, t unchanged
+    assert int(layer.t) == 3 and "t" in layer.state_dict() and "direction" in layer.state_dict()
+    torch.manual_seed(0)
+    assert torch.equal(make_norm("drift_bn", 4).direction, layer.direction)  # the seed fixes the directions
+    with pytest.raises(ValueError, match="rate must be a finite number >= 0"):
+        DriftingBatchNorm(4, rate=-1.0)

@@ -16,7 +16,7 @@ import pytest
 import torch
 from torch import nn
 
-from bnlab import models
+from bnlab import layers, models
 from bnlab.layers import BatchNorm, batchnorm_train
 
 
@@ -59,7 +59,9 @@ def test_double_backward_with_any_subset_requiring_grad(shape, needs):
         inputs = [t for t, name in ((x, "input"), (layer.weight, "weight"), (layer.bias, "bias")) if name in needs]
         loss = ((layer(x) - target) ** 3).sum()  # cubic: the Hessian depends on the output too
         grads = torch.autograd.grad(loss, inputs, create_graph=True)
-        v = [torch.ones_like(g) for g in grads]
+        # a random direction: with v = 1 the input part would vanish (Σᵢ ∂loss/∂xᵢ = 0 per channel for any x)
+        vg = torch.Generator().manual_seed(4)
+        v = [torch.randn(g.shape, dtype=g.dtype, generator=vg) for g in grads]
         results.append(torch.autograd.grad(grads, inputs, v, allow_unused=True))
     for mine, ref in zip(*results):
         if ref is None:
@@ -422,3 +424,67 @@ def test_batchnorm_train_itself_works_under_torch_func():
     h = hessian(loss)(w, x)
     h_want = torch.stack([torch.autograd.grad(want[0][i], w2, retain_graph=True)[0] for i in range(3)])
     torch.testing.assert_close(h, h_want)
+
+
+# --------------------------------------------------------------------------- the same dtype rules for LayerNorm, GroupNorm
+
+NORM_PAIRS = {
+    "LayerNorm": (lambda: layers.LayerNorm(6), lambda: nn.LayerNorm(6)),
+    "GroupNorm": (lambda: layers.GroupNorm(2, 6), lambda: nn.GroupNorm(2, 6)),
+}
+
+
+@pytest.mark.parametrize("kind", list(NORM_PAIRS))
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=str)
+def test_layer_and_group_norm_take_mixed_precision_like_torch(kind, dtype):
+    """float16/bfloat16 input into float32 LayerNorm/GroupNorm: output in the input's dtype, as torch's."""
+    make_ours, make_ref = NORM_PAIRS[kind]
+    torch.manual_seed(22)
+    ours, ref = make_ours(), make_ref()
+    ours.load_state_dict(ref.state_dict())
+    x = (3 * torch.randn(5, 6) + 1).to(dtype)
+    out, want = ours(x), ref(x)
+    assert out.dtype == want.dtype == dtype
+    torch.testing.assert_close(out.float(), want.float(), rtol=TOL[dtype], atol=TOL[dtype])
+
+
+@pytest.mark.parametrize("kind", list(NORM_PAIRS))
+def test_layer_and_group_norm_refuse_a_dtype_mismatch_like_torch(kind):
+    make_ours, make_ref = NORM_PAIRS[kind]
+    x = torch.randn(5, 6).double()
+    with pytest.raises(RuntimeError):
+        make_ref()(x)
+    with pytest.raises(TypeError, match=r"model.double\(\)"):
+        make_ours()(x)
+
+
+@pytest.mark.parametrize("kind", layers.norm_kinds())
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=str)
+def test_every_norm_kind_keeps_a_low_precision_input_dtype(kind, dtype):
+    """mlp(norm=kind) under autocast feeds float16/bfloat16 into float32 layers: each kind keeps the dtype."""
+    kw = {"virtual_batch_size": 4} if kind == "ghost_bn" else {}
+    layer = layers.make_norm(kind, 6, **kw)
+    x = (2 * torch.randn(8, 6, generator=torch.Generator().manual_seed(23)) + 1).to(dtype)
+    for training in (True, False):
+        out = layer.train(training)(x)
+        assert out.dtype == dtype and torch.isfinite(out.float()).all(), (kind, training)
+
+
+@pytest.mark.parametrize("kind", [k for k in layers.norm_kinds() if k != "torch_bn"])
+def test_every_bnlab_norm_kind_refuses_float64_input_into_float32_parameters(kind):
+    kw = {"virtual_batch_size": 4} if kind == "ghost_bn" else {}
+    layer = layers.make_norm(kind, 6, **kw)
+    if not any(True for _ in layer.parameters()) and not any(True for _ in layer.buffers()):
+        pytest.skip(f"{kind} has no parameters or statistics to disagree with")
+    with pytest.raises(TypeError, match=r"model.double\(\)"):
+        layer(torch.randn(8, 6).double())
+
+
+@pytest.mark.parametrize("kind", ["bn", "noisy_bn", "bn_detached", "bn_mean", "bn_scale", "bn_reestimated", "bn_frozen"])
+def test_every_batchnorm_kind_takes_an_empty_batch_like_torch(kind):
+    layer = layers.make_norm(kind, 3)
+    state = {k: v.clone() for k, v in layer.state_dict().items() if k != "num_batches_tracked"}
+    out = layer(torch.randn(0, 3))
+    assert out.shape == (0, 3)
+    for k, v in state.items():
+        assert torch.equal(layer.state_dict()[k], v), k

@@ -61,3 +61,14 @@ def test_curves_draws_a_band_per_method(small_fmnist):
     assert len(ax.collections) == 2  # one min-max band per method
     assert ax.get_xlabel() == "training step" and ax.get_ylabel() == "test accuracy"
     plt.close("all")
+
+
+def test_heatmap_labels_masked_cells_legibly():
+    import matplotlib.pyplot as plt
+    from bnlab import plots
+    ax = plots.heatmap(np.array([[0.2, 0.8], [0.5, np.nan]]), ["a", "b"], ["x", "y"], vmin=0, vmax=1,
+                       mask=np.array([[True, False], [False, False]]), mask_text="div")
+    texts = {t.get_text(): t.get_color() for t in ax.texts}
+    assert texts["div"] == "black" and texts["0.80"] == "black" and texts["0.50"] == "black"
+    assert tuple(ax.images[0].cmap.get_bad()[:3]) != (1.0, 1.0, 1.0)    # masked cells are not left white
+    plt.close(ax.figure)

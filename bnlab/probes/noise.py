@@ -61,7 +61,7 @@ def batch_variance_std(var: float | np.ndarray, kurtosis: float | np.ndarray, m:
     """Standard deviation of the biased batch variance σ_B² of m i.i.d. values.
 
     With population variance σ² and kurtosis κ = E[(x−μ)⁴]/σ⁴ (3 for a Gaussian), the unbiased
-    sample variance s² has Var(s²) = σ⁴ (κ/m − (m−3)/(m(m−1))) (e.g. Cramér 1946, §27.4), and
+    sample variance s² has Var(s²) = σ⁴ (κ/m − (m−3)/(m(m−1))) (the classical variance of the sample variance), and
     σ_B² = (m−1)/m · s², so std(σ_B²) = (m−1)/m · σ² √(κ/m − (m−3)/(m(m−1))). For large m this
     is σ² √((κ−1)/m): heavier tails (larger κ) make the variance noisier.
     """
