@@ -80,7 +80,7 @@ CLAIMS: tuple[Claim, ...] = (
             "already at lr 2; what the surviving arms share is centring with the gradient through the batch mean.",
     ),
     Claim(
-        id="well-scaled-start", notebook="09",
+        id="well-scaled-start-limits", notebook="09",
         statement="What BN provides is a well-conditioned start: every layer's pre-activations standardized at "
                   "initialization.",
         source="Ioffe & Szegedy 2015, §3.3; Mishkin & Matas 2016",
