@@ -26,6 +26,21 @@ class Quadratic(nn.Module):
         return 0.5 * self.w @ self.a @ self.w + 0.5 * self.c * self.z ** 2
 
 
+def full_hessian(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """The full Hessian of the cross-entropy of model(x) in train mode, over all parameters flattened."""
+    flat = torch.cat([p.detach().reshape(-1) for p in model.parameters()])
+
+    def loss_of_flat(theta: torch.Tensor) -> torch.Tensor:
+        params, i = {}, 0
+        for (name, p) in model.named_parameters():
+            params[name] = theta[i:i + p.numel()].view_as(p)
+            i += p.numel()
+        buffers = {n: b.clone() for n, b in model.named_buffers()}
+        return nn.functional.cross_entropy(torch.func.functional_call(model, {**params, **buffers}, (x,)), y)
+
+    return torch.autograd.functional.hessian(loss_of_flat, flat)
+
+
 def test_quadratic_with_known_hessian():
     model = Quadratic([5.0, 2.0, 1.0, -0.5, 0.1], c=3.0)
     r = probes.top_hessian_eigenvalue(model, lambda m: m.loss(), iters=200, tol=1e-10)
@@ -44,16 +59,7 @@ def test_hessian_vector_product_matches_the_full_hessian():
     x, y = torch.randn(10, 3, dtype=torch.float64), torch.arange(10) % 3
     ps = list(model.parameters())
     flat = torch.cat([p.detach().reshape(-1) for p in ps])
-
-    def loss_of_flat(theta: torch.Tensor) -> torch.Tensor:
-        params, i = {}, 0
-        for (name, p) in model.named_parameters():
-            params[name] = theta[i:i + p.numel()].view_as(p)
-            i += p.numel()
-        buffers = {n: b.clone() for n, b in model.named_buffers()}
-        return nn.functional.cross_entropy(torch.func.functional_call(model, {**params, **buffers}, (x,)), y)
-
-    h = torch.autograd.functional.hessian(loss_of_flat, flat)
+    h = full_hessian(model, x, y)
     v = torch.randn_like(flat)
     vs = torch.split(v, [p.numel() for p in ps])
     hv = probes.hessian_vector_product(nn.functional.cross_entropy(model(x), y), ps,
@@ -134,16 +140,7 @@ def test_top_k_match_the_full_hessian_of_a_bn_mlp():
     loss_of = probes.batch_loss(nn.functional.cross_entropy, x, y)
     ps = list(model.parameters())
     flat = torch.cat([p.detach().reshape(-1) for p in ps])
-
-    def loss_of_flat(theta: torch.Tensor) -> torch.Tensor:
-        params, i = {}, 0
-        for (name, p) in model.named_parameters():
-            params[name] = theta[i:i + p.numel()].view_as(p)
-            i += p.numel()
-        buffers = {n: b.clone() for n, b in model.named_buffers()}
-        return nn.functional.cross_entropy(torch.func.functional_call(model, {**params, **buffers}, (x,)), y)
-
-    exact = torch.linalg.eigvalsh(torch.autograd.functional.hessian(loss_of_flat, flat)).flip(0)[:3]
+    exact = torch.linalg.eigvalsh(full_hessian(model, x, y)).flip(0)[:3]
     r = probes.hessian_eigenvalues(model, loss_of, k=3, iters=len(flat), tol=1e-9)
     assert r.converged and torch.allclose(torch.tensor(r.values, dtype=torch.float64), exact, atol=1e-7)
 

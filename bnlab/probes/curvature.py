@@ -157,6 +157,15 @@ def _lanczos(matvec, start: torch.Tensor, k: int, iters: int, tol: float):
     return ([float(x) for x in theta[:top]], res[:top], vectors, steps, converged)
 
 
+def _differentiated(model: nn.Module, mode: str, params: Sequence[torch.Tensor] | None) -> list[torch.Tensor]:
+    """Put ``model`` in ``mode`` and return the parameters to differentiate (inside ``preserved_state``)."""
+    model.train(mode == "train")
+    ps = [p for p in (model.parameters() if params is None else params) if p.requires_grad]
+    if not ps:
+        raise ValueError("the model has no parameters that require a gradient: nothing to differentiate")
+    return ps
+
+
 def hessian_eigenvalues(model: nn.Module, loss_of: LossOf, k: int = 1, iters: int = 20, tol: float = 1e-3,
                         mode: str = "train", seed: int = 0,
                         params: Sequence[torch.Tensor] | None = None) -> HessianEigenvalues:
@@ -198,10 +207,7 @@ def hessian_eigenvalues(model: nn.Module, loss_of: LossOf, k: int = 1, iters: in
     A.real("tol", tol, minimum=0)
     _check_loss_of(loss_of)
     with preserved_state(model):
-        model.train(mode == "train")
-        ps = [p for p in (model.parameters() if params is None else params) if p.requires_grad]
-        if not ps:
-            raise ValueError("the model has no parameters that require a gradient: nothing to differentiate")
+        ps = _differentiated(model, mode, params)
         gen = torch.Generator().manual_seed(seed)
         start = _flat([torch.randn(p.shape, generator=gen, dtype=p.dtype).to(p.device) for p in ps])
         with torch.enable_grad():
@@ -253,10 +259,7 @@ def gradient_curvature(model: nn.Module, loss_of: LossOf, mode: str = "train",
     _check_mode(mode)
     _check_loss_of(loss_of)
     with preserved_state(model):
-        model.train(mode == "train")
-        ps = [p for p in (model.parameters() if params is None else params) if p.requires_grad]
-        if not ps:
-            raise ValueError("the model has no parameters that require a gradient: nothing to differentiate")
+        ps = _differentiated(model, mode, params)
         with torch.enable_grad():
             loss = loss_of(model)
             grads = torch.autograd.grad(loss, ps, create_graph=True, allow_unused=True)
