@@ -7,7 +7,7 @@ from torch import nn
 
 from bnlab import layers
 from bnlab.layers import BatchNorm, make_norm, norm_kinds
-from bnlab.layers_variants import (DetachedBatchNorm, FrozenBatchNorm, MeanOnlyBatchNorm, ReestimatedBatchNorm,
+from bnlab.layers.variants import (DetachedBatchNorm, FrozenBatchNorm, MeanOnlyBatchNorm, ReestimatedBatchNorm,
                                    ScaleOnlyBatchNorm, VARIANT_KINDS)
 from bnlab.models import mlp
 
