@@ -7,6 +7,7 @@ import math
 import torch
 from torch import nn
 
+from bnlab import arguments as A
 from bnlab.layers._common import (_channel_shape, _check_dtype, _check_float, _check_input, _check_settings,
                                   _compute_dtype, _reduce_dims, _register_affine)
 
@@ -41,11 +42,13 @@ class LpNorm(nn.Module):
     def __init__(self, num_features: int, p: float | str = 2, eps: float = 1e-5, momentum: float = 0.1,
                  affine: bool = True) -> None:
         super().__init__()
+        if p not in (1, 2, math.inf, "inf"):
+            raise ValueError(f"LpNorm: p must be 1, 2 or math.inf (one scale per layer from that norm), got {p!r}.")
         p = float(p)
-        if p not in (1.0, 2.0, math.inf):
-            raise ValueError(f"LpNorm supports p = 1, 2 or inf, got p={p}")
-        if not 0 < momentum <= 1:
-            raise ValueError(f"momentum must be in (0, 1], got {momentum}")
+        _check_settings("LpNorm", num_features, eps, None)
+        A.real("LpNorm: momentum", momentum, 0, 1, strict=True,
+               hint="It is the weight of the new batch in the running averages (e.g. 0.1); LpNorm has no "
+                    "cumulative average, so None is not accepted.")
         self.num_features = num_features
         self.p = p
         self.eps = eps

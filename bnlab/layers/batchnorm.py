@@ -58,10 +58,12 @@ def batchnorm_train(x: torch.Tensor, weight: torch.Tensor | None, bias: torch.Te
     return out.to(x.dtype), mean, var
 
 
+_IS_WRAPPED = getattr(torch._C._functorch, "is_functorch_wrapped_tensor", None)  # looked up once: hot path
+
+
 def _under_torch_func(*tensors: torch.Tensor | None) -> bool:
     """Whether any tensor is wrapped by a torch.func transform (grad, vmap, jvp, ...)."""
-    wrapped = getattr(torch._C._functorch, "is_functorch_wrapped_tensor", None)
-    return wrapped is not None and any(t is not None and wrapped(t) for t in tensors)
+    return _IS_WRAPPED is not None and any(t is not None and _IS_WRAPPED(t) for t in tensors)
 
 
 def _batchnorm_naive(x: torch.Tensor, weight: torch.Tensor | None, bias: torch.Tensor | None,
@@ -173,6 +175,11 @@ class BatchNorm(nn.Module):
         TypeError: integer input (use ``x.float()``), or an input dtype the parameters
             cannot take (e.g. float64 into float32: ``model.double()``).
     """
+
+    _population_pass = False
+    """True while ``recompute_population_statistics`` runs the network: a layer that adds
+    training-time noise or drift after normalizing (the controls of notebook 04) leaves it out,
+    because the inference network has none."""
 
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1,
                  affine: bool = True) -> None:

@@ -7,7 +7,7 @@ import math
 import torch
 from torch import nn
 
-from bnlab.layers._common import _channel_shape, _check_float, _check_input
+from bnlab.layers._common import _channel_shape, _check_float, _check_input, _check_settings
 from bnlab.layers.batchnorm import BatchNorm
 
 __all__ = ["NoisyBatchNorm", "NoiseInjection", "DriftingBatchNorm", "algorithm1_noise"]
@@ -88,7 +88,7 @@ class NoisyBatchNorm(BatchNorm):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = super().forward(x)
-        if self.training:
+        if self.training and not self._population_pass:
             s, m = algorithm1_noise(out, **self.noise)
             out = s * out + m
         return out
@@ -116,6 +116,7 @@ class NoiseInjection(nn.Module):
                  scale_range: tuple[float, float] = (1.0, 1.25), mean_jitter: float = 0.1,
                  scale_jitter: float = 0.1) -> None:
         super().__init__()
+        _check_settings("NoiseInjection", num_features, 0.0, None)
         self.num_features = num_features
         self.noise = _noise_settings(num_features, mean_range, scale_range, mean_jitter, scale_jitter)
         if bias:
@@ -168,7 +169,7 @@ class DriftingBatchNorm(BatchNorm):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = super().forward(x)
-        if self.training:
+        if self.training and not self._population_pass:
             self.t += 1
         offset = (self.rate * self.t.to(out.dtype)) * self.direction.to(out.dtype)
         return out + offset.view(_channel_shape(out))

@@ -35,7 +35,9 @@ def recompute_population_statistics(model: nn.Module, x: torch.Tensor, batch_siz
     and passed through the network with every BN layer normalizing by its batch
     statistics (the training network), so each layer sees inputs computed with the
     current weights; every other module is in eval mode (dropout off, as at
-    inference: the statistics the inference network will meet, Li et al. 2019 §4).
+    inference: the statistics the inference network will meet, Li et al. 2019 §4),
+    and BN layers that add noise or drift in training (``NoisyBatchNorm``,
+    ``DriftingBatchNorm``) add none.
     Each BN layer's ``running_mean``/``running_var`` are then set to those averages
     (m counts every value per channel: batch × positions for images). This is
     "precise BN" (Wu & Johnson 2021) and replaces the exponential moving average.
@@ -88,6 +90,7 @@ def recompute_population_statistics(model: nn.Module, x: torch.Tensor, batch_siz
             model.eval()
             for bn in bns.values():
                 bn.train()
+                bn._population_pass = True
             for i in range(batches):
                 try:
                     model(x[i * batch_size:(i + 1) * batch_size])
@@ -97,6 +100,8 @@ def recompute_population_statistics(model: nn.Module, x: torch.Tensor, batch_siz
     finally:
         for h in handles:
             h.remove()
+        for bn in bns.values():
+            bn.__dict__.pop("_population_pass", None)
         for module, flag in flags.items():
             module.train(flag)
         for name, bn in bns.items():

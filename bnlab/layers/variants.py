@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import torch
 
+from bnlab import arguments as A
 from bnlab.layers._common import _channel_shape, _compute_dtype, _reduce_dims
 from bnlab.layers.batchnorm import BatchNorm, batchnorm_train
 
@@ -57,9 +58,8 @@ class GhostBatchNorm(BatchNorm):
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1, affine: bool = True,
                  virtual_batch_size: int = 32) -> None:
         super().__init__(num_features, eps=eps, momentum=momentum, affine=affine)
-        if int(virtual_batch_size) < 2:
-            raise ValueError(f"virtual_batch_size must be >= 2 (one example has no variance), got {virtual_batch_size}")
-        self.virtual_batch_size = int(virtual_batch_size)
+        self.virtual_batch_size = A.integer("virtual_batch_size", virtual_batch_size, minimum=2,
+                                            hint="It is the examples per ghost batch (one example has no variance).")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         v = self.virtual_batch_size
