@@ -147,7 +147,8 @@ def to_json(table: Sequence[Row]) -> str:
 
 
 VERDICT_COLORS = {"supported": "#0072B2", "refuted": "#D55E00", "mixed": "#E69F00",
-                  "depends on the setting": "#CC79A7", "illustration": "#BBBBBB",
+                  "depends on the setting": "#CC79A7", "not seen here": "#56B4E9", "inconclusive": "#F0E442",
+                  "illustration": "#BBBBBB",
                   NOT_MEASURED: "#FFFFFF", NOT_REPRODUCED: "#000000"}
 """Okabe & Ito's colour-blind-safe palette, one colour per verdict."""
 
