@@ -17,6 +17,7 @@ from torch import nn
 
 from bnlab import arguments as A
 from bnlab.data import Dataset
+from bnlab.layers import is_batchnorm
 from bnlab.runtime import is_quick, resolve_device, seed_everything
 
 __all__ = ["fit", "fit_seeds", "History", "ProbeContext", "batch_indices"]
@@ -250,7 +251,7 @@ def _check_shapes(model: nn.Module, data: Dataset, batch_size: int, cross_entrop
     model.to(dev)
     if batch_size > len(data.x_train):
         raise ValueError(f"batch_size={batch_size} is larger than the {len(data.x_train)} training examples.")
-    if batch_size < 2 and any(m.__class__.__name__.lower().find("batchnorm") >= 0 for m in model.modules()):
+    if batch_size < 2 and any(is_batchnorm(m) for m in model.modules()):
         raise ValueError(
             f"batch_size={batch_size} with batch normalization: batch statistics of one example are "
             "undefined (the output would be β for every input). Use batch_size >= 2."
