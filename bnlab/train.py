@@ -17,6 +17,7 @@ from torch import nn
 
 from bnlab import arguments as A
 from bnlab.data import Dataset
+from bnlab.layers import is_batchnorm
 from bnlab.runtime import is_quick, resolve_device, seed_everything
 
 __all__ = ["fit", "fit_seeds", "History", "ProbeContext", "batch_indices"]
@@ -30,7 +31,7 @@ class ProbeContext:
         model: the model, in train mode.
         step: number of SGD steps taken so far.
         x, y: the batch the next update will use, (B, ...) and (B,).
-        lr: the learning rate.
+        lr: the learning rate of this step (the scheduled one when ``fit`` has ``lr_schedule``).
         loss_fn: the training loss, ``loss_fn(logits, y) -> scalar``.
         data: the dataset (on the training device).
     """
@@ -250,7 +251,7 @@ def _check_shapes(model: nn.Module, data: Dataset, batch_size: int, cross_entrop
     model.to(dev)
     if batch_size > len(data.x_train):
         raise ValueError(f"batch_size={batch_size} is larger than the {len(data.x_train)} training examples.")
-    if batch_size < 2 and any(m.__class__.__name__.lower().find("batchnorm") >= 0 for m in model.modules()):
+    if batch_size < 2 and any(is_batchnorm(m) for m in model.modules()):
         raise ValueError(
             f"batch_size={batch_size} with batch normalization: batch statistics of one example are "
             "undefined (the output would be β for every input). Use batch_size >= 2."
@@ -377,7 +378,7 @@ def fit(model: nn.Module | Callable[[], nn.Module], data: Dataset | Sequence[tor
     def run_probes(step: int, x: torch.Tensor, y: torch.Tensor, force: bool = False) -> None:
         for name, fn in probes.items():
             if force or step % every[name] == 0:
-                ctx = ProbeContext(model, step, x, y, lr, loss_fn, data)
+                ctx = ProbeContext(model, step, x, y, optimizer.param_groups[0]["lr"], loss_fn, data)
                 probe_out[name].append(fn(ctx))
                 probe_at[name].append(step)
 
