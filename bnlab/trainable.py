@@ -79,6 +79,8 @@ def train_only(model: nn.Module, which: str, count: int | None = None, seed: int
     if which not in CHOICES:
         raise ValueError(f"which must be one of {CHOICES}, got {which!r}")
     params = dict(model.named_parameters())
+    for p in params.values():   # a second call replaces the first: drop an earlier mask and its hook
+        _unmask_gradient(p)
     affine = bn_affine_names(model)
     if which in ("bn_affine", "all_but_beta") and not affine:
         raise ValueError(f"which={which!r} needs normalization layers with γ and β; this model has none "
@@ -137,4 +139,13 @@ def train_only(model: nn.Module, which: str, count: int | None = None, seed: int
 def _mask_gradient(p: nn.Parameter, mask: torch.Tensor) -> None:
     mask = mask.to(p.device)
     p._train_mask = mask  # type: ignore[attr-defined]
-    p.register_hook(lambda g, m=mask: g.masked_fill(~m, 0.0))
+    p._train_mask_hook = p.register_hook(lambda g, m=mask: g.masked_fill(~m, 0.0))  # type: ignore[attr-defined]
+
+
+def _unmask_gradient(p: nn.Parameter) -> None:
+    handle = getattr(p, "_train_mask_hook", None)
+    if handle is not None:
+        handle.remove()
+    for attr in ("_train_mask", "_train_mask_hook"):
+        if hasattr(p, attr):
+            delattr(p, attr)

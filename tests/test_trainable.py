@@ -101,3 +101,13 @@ def test_errors_name_the_problem():
         trainable.train_only(bn_net(), "random", count=10**9)
     with pytest.raises(ValueError, match="output layer"):
         trainable.train_only(bn_net(), "output", output="head")
+
+
+def test_a_second_call_replaces_the_first_choice():
+    model = models.mlp(widths=(16, 16), norm="bn")
+    trainable.train_only(model, "random", seed=1)
+    trainable.train_only(model, "all")
+    assert trainable.trainable_count(model) == sum(p.numel() for p in model.parameters())
+    loss = model(torch.rand(8, 784)).sum()
+    loss.backward()
+    assert (model.fc1.weight.grad != 0).float().mean() > 0.9   # no stale mask zeroing most entries
