@@ -70,7 +70,8 @@ CLAIMS: tuple[Claim, ...] = (
         ),
         verdict='mixed', explanation='ics',
         why='BN has more ICS than the plain net early at lr 0.1 (seeds 0-5) and, in its first 200 steps, in the deep '
-            'linear network (4 of 6 seeds; shown), but about half of it late at lr 0.5, when its lead is gone, so the '
+            'linear network (4 of 6 seeds; shown), but about half of it late at lr 0.5, when its lead is gone (also per '
+            'unit of lower-layer movement, in absolute and in relative units), so the '
             'amount of ICS does not line up with BN\'s benefit either way.',
     ),
 )
