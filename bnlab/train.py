@@ -30,7 +30,7 @@ class ProbeContext:
         model: the model, in train mode.
         step: number of SGD steps taken so far.
         x, y: the batch the next update will use, (B, ...) and (B,).
-        lr: the learning rate.
+        lr: the learning rate of this step (the scheduled one when ``fit`` has ``lr_schedule``).
         loss_fn: the training loss, ``loss_fn(logits, y) -> scalar``.
         data: the dataset (on the training device).
     """
@@ -353,7 +353,7 @@ def fit(model: nn.Module | Callable[[], nn.Module], data: Dataset | Sequence[tor
     def run_probes(step: int, x: torch.Tensor, y: torch.Tensor, force: bool = False) -> None:
         for name, fn in probes.items():
             if force or step % every[name] == 0:
-                ctx = ProbeContext(model, step, x, y, lr, loss_fn, data)
+                ctx = ProbeContext(model, step, x, y, optimizer.param_groups[0]["lr"], loss_fn, data)
                 probe_out[name].append(fn(ctx))
                 probe_at[name].append(step)
 

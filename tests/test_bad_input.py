@@ -203,8 +203,12 @@ def test_every_batchnorm_layer_refuses_bad_settings_and_input(name):
 
 
 @pytest.mark.parametrize("call,error,words", cases({
-    "LpNorm p=3": (lambda: layers.LpNorm(4, p=3), ValueError, ["p = 1, 2 or inf", "p=3"]),
-    "LpNorm momentum 2": (lambda: layers.LpNorm(4, momentum=2), ValueError, ["momentum", "(0, 1]"]),
+    "LpNorm p=3": (lambda: layers.LpNorm(4, p=3), ValueError, ["p must be 1, 2 or math.inf", "got 3"]),
+    "LpNorm p='x'": (lambda: layers.LpNorm(4, p="x"), ValueError, ["p must be 1, 2 or math.inf", "'x'"]),
+    "LpNorm momentum 2": (lambda: layers.LpNorm(4, momentum=2), ValueError, ["momentum", "[0, 1]", "got 2"]),
+    "LpNorm momentum None": (lambda: layers.LpNorm(4, momentum=None), TypeError, ["momentum", "None is not accepted"]),
+    "LpNorm(-3)": (lambda: layers.LpNorm(-3), ValueError, ["num_features", "positive int"]),
+    "NoiseInjection(-1)": (lambda: layers.NoiseInjection(-1), ValueError, ["num_features", "positive int"]),
     "LpNorm uint8": (lambda: layers.LpNorm(4)(torch.zeros(8, 4, dtype=torch.uint8)), TypeError, ["LpNorm(4)", "x.float()"]),
     "LayerNorm(0)": (lambda: layers.LayerNorm(0), ValueError, ["normalized_shape", "positive int"]),
     "LayerNorm('a')": (lambda: layers.LayerNorm("a"), ValueError, ["normalized_shape", "positive int"]),
@@ -219,6 +223,8 @@ def test_every_batchnorm_layer_refuses_bad_settings_and_input(name):
     "noise magnitudes": (lambda: layers.NoisyBatchNorm(4, mean_range=-1), ValueError, ["mean_range=-1", ">= 0"]),
     "noise scale_range": (lambda: layers.NoisyBatchNorm(4, scale_range=(2, 1)), ValueError, ["scale_range", "low <= high"]),
     "ghost virtual batch": (lambda: layers.GhostBatchNorm(4, virtual_batch_size=1), ValueError, ["virtual_batch_size", ">= 2"]),
+    "ghost virtual batch 2.5": (lambda: layers.GhostBatchNorm(4, virtual_batch_size=2.5), TypeError,
+                                ["virtual_batch_size", "an int"]),
     "ghost batch multiple": (lambda: layers.GhostBatchNorm(4, virtual_batch_size=4)(torch.randn(7, 4)), ValueError,
                              ["batch of 7", "multiple of 4"]),
     "batchnorm_train numpy": (lambda: layers.batchnorm_train(np.zeros((4, 3)), None, None, 1e-5), TypeError,
