@@ -115,3 +115,11 @@ def test_noise_and_drift_controls_add_nothing_while_statistics_are_recomputed(ki
         torch.testing.assert_close(got[name][0], want[name][0])
         torch.testing.assert_close(got[name][1], want[name][1])
     assert not any("_population_pass" in vars(m) for m in control.modules())
+
+
+def test_is_batchnorm_knows_every_layer_that_uses_batch_statistics():
+    from bnlab import layers
+    yes = [layers.BatchNorm(3), nn.BatchNorm1d(3), nn.BatchNorm2d(3), layers.GhostBatchNorm(3, virtual_batch_size=2),
+           layers.NoisyBatchNorm(3), layers.DetachedBatchNorm(3), layers.FrozenBatchNorm(3)]
+    no = [layers.LayerNorm(3), nn.LayerNorm(3), layers.GroupNorm(1, 3), layers.LpNorm(3), nn.Linear(3, 3)]
+    assert all(layers.is_batchnorm(m) for m in yes) and not any(layers.is_batchnorm(m) for m in no)

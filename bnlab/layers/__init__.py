@@ -14,7 +14,7 @@ Every layer takes (N, C) or (N, C, H, W) input (also (N, C, L)), as ``nn.BatchNo
 from bnlab.layers.alternatives import GroupNorm, LayerNorm, LpNorm
 from bnlab.layers.batchnorm import BatchNorm, batchnorm_train
 from bnlab.layers.controls import DriftingBatchNorm, NoiseInjection, NoisyBatchNorm, algorithm1_noise
-from bnlab.layers.population import batchnorm_layers, recompute_population_statistics
+from bnlab.layers.population import batchnorm_layers, is_batchnorm, recompute_population_statistics
 from bnlab.layers.registry import NORM_KINDS, make_norm, norm_kinds
 from bnlab.layers.variants import (DetachedBatchNorm, FrozenBatchNorm, GhostBatchNorm, MeanOnlyBatchNorm,
                                    ReestimatedBatchNorm, ScaleOnlyBatchNorm)
@@ -22,4 +22,4 @@ from bnlab.layers.variants import (DetachedBatchNorm, FrozenBatchNorm, GhostBatc
 __all__ = ["BatchNorm", "batchnorm_train", "DetachedBatchNorm", "ReestimatedBatchNorm", "FrozenBatchNorm",
            "MeanOnlyBatchNorm", "ScaleOnlyBatchNorm", "GhostBatchNorm", "NoisyBatchNorm", "NoiseInjection",
            "DriftingBatchNorm", "algorithm1_noise", "LpNorm", "LayerNorm", "GroupNorm",
-           "batchnorm_layers", "recompute_population_statistics", "make_norm", "norm_kinds", "NORM_KINDS"]
+           "batchnorm_layers", "is_batchnorm", "recompute_population_statistics", "make_norm", "norm_kinds", "NORM_KINDS"]

@@ -10,17 +10,23 @@ from torch import nn
 from bnlab.layers._common import _check_float, _reduce_dims
 from bnlab.layers.batchnorm import BatchNorm
 
-__all__ = ["recompute_population_statistics", "batchnorm_layers"]
+__all__ = ["recompute_population_statistics", "batchnorm_layers", "is_batchnorm"]
+
+
+def is_batchnorm(module: nn.Module) -> bool:
+    """Whether ``module`` normalizes with batch statistics in training: bnlab's ``BatchNorm`` and every
+    layer built on it (noisy, ghost, the variants of notebook 09) or torch's ``nn.BatchNorm1d/2d/3d``."""
+    from torch.nn.modules.batchnorm import _BatchNorm
+    return isinstance(module, (BatchNorm, _BatchNorm))
 
 
 def batchnorm_layers(model: nn.Module) -> dict[str, nn.Module]:
     """The batch-norm layers of ``model`` (bnlab's ``BatchNorm`` and its subclasses, torch's
     ``nn.BatchNorm1d/2d/3d``) that keep running statistics, by qualified name."""
-    from torch.nn.modules.batchnorm import _BatchNorm
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch nn.Module, got {type(model).__name__}.")
     return {name: m for name, m in model.named_modules()
-            if isinstance(m, (BatchNorm, _BatchNorm)) and getattr(m, "running_mean", None) is not None}
+            if is_batchnorm(m) and getattr(m, "running_mean", None) is not None}
 
 
 @torch.no_grad()

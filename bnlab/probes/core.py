@@ -8,6 +8,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from bnlab import arguments as A
 from bnlab.runtime import preserved_rng
 
 
@@ -121,3 +122,10 @@ def batch_loss(loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], x:
     return lambda model: loss_fn(model(x), y)
 
 
+def check_every(every: Any) -> int:
+    """``every`` (steps between calls of a ``fit`` probe) as a positive int.
+
+    Raises:
+        TypeError: not an int (2.5 or True included); ValueError: below 1.
+    """
+    return A.integer("every", every, minimum=1, hint="It is the number of SGD steps between two probe calls.")
