@@ -151,7 +151,7 @@ CLAIMS: tuple[Claim, ...] = (
             Check("bn-lr8", "median over seeds of λ_max·η/2, BN (train mode), SGD, lr 8, init std 0.1, 5,000 steps",
                   "between", (0.5, 1.5), asserted=False),
         ),
-        verdict="mixed", explanation="smoothness",
+        verdict="inconclusive", explanation="smoothness",
         why="Under minibatch SGD the sharpness adapts to η but stays below 2/η: BN at 0.42–0.46 of it at lr 8 and the "
             "well-scaled start at 0.59–0.67 at lr 2 (seeds 0–2 only). The 2/η criterion is derived for full-batch gradient "
             "descent, so this tests how far it carries over to SGD, not the source's claim itself.",

@@ -24,18 +24,18 @@ from bnlab.probes.series import drift, jitter, unit_drifts, typical_unit, window
 from bnlab.probes.gradients import gradient_norms, GradientNorms, growth_per_layer
 from bnlab.probes.ics import layer_groups, ICS, ics, ics_probe, stack_ics, ics_series
 from bnlab.probes.landscape import DEFAULT_STEP_MULTIPLIERS, Landscape, landscape, landscape_probe, stack_landscapes
-from bnlab.probes.jacobians import STATISTICS, blocks, frozen_statistics, layer_jacobians, input_output_jacobian, batch_jacobians, JacobianSpectra, jacobian_spectra
+from bnlab.probes.jacobians import STATISTICS as JACOBIAN_STATISTICS, blocks, frozen_statistics, layer_jacobians, input_output_jacobian, batch_jacobians, JacobianSpectra, jacobian_spectra
 from bnlab.probes.bn_terms import BNGradientTerms, bn_gradient_terms, bn_gradient_probe
 from bnlab.probes.weights import (weight_layers, weight_norms, effective_learning_rates, angle,
                                   grad_weight_cosine, scale_response, WeightProbe, ParameterSnapshot)
 from bnlab.probes.shape import excess_kurtosis, pooled_excess_kurtosis, KurtosisProbe
 from bnlab.probes.curvature import (TopEigenvalue, HessianEigenvalues, hessian_vector_product, hessian_eigenvalues,
                                    top_hessian_eigenvalue, gradient_curvature, Sharpness, HessianSpectrum)
-from bnlab.probes.inference import STATISTICS, evaluate, with_population_statistics, final
+from bnlab.probes.inference import STATISTICS as EVAL_STATISTICS, evaluate, with_population_statistics, final
 from bnlab.probes.noise import batch_statistics, batch_mean_std, batch_variance_std, dropout_variance_ratio, dropout_variance_shift
 
 __all__ = [
-    "STATISTICS",
+    "JACOBIAN_STATISTICS",
     "evaluate",
     "with_population_statistics",
     "final",
@@ -64,7 +64,7 @@ __all__ = [
     "gradient_norms",
     "GradientNorms",
     "growth_per_layer",
-    "STATISTICS",
+    "EVAL_STATISTICS",
     "blocks",
     "frozen_statistics",
     "layer_jacobians",
