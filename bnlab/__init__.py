@@ -11,6 +11,7 @@ Modules (import what you need, e.g. ``from bnlab import models, train``):
 - ``bnlab.train``       ``fit(...)`` returning a ``History``
 - ``bnlab.trainable``   train only chosen parameters (BN's γ and β, the output layer, a random subset)
 - ``bnlab.schedules``   learning-rate schedules (a doubling stress test) and where a run fails
+- ``bnlab.toys``        small closed-form toys (a layer tracking a drifting input)
 - ``bnlab.probes``      activation percentiles, gradient norms, ICS, landscape measures, Jacobian spectra
 - ``bnlab.plots``       the course's figure style and recurring figure types
 """

@@ -32,6 +32,8 @@ from typing import Any, Callable
 
 import torch
 
+from bnlab.runtime import preserved_rng
+
 __all__ = ["TaskError", "WorkerDied", "resolve_workers", "fork_problem", "run_tasks", "one_thread"]
 
 
@@ -166,7 +168,8 @@ def run_tasks(task: Callable[[int], Any], n_tasks: int, describe: Callable[[int]
             with one_thread():
                 for i in range(n_tasks):
                     try:
-                        results[i] = task(i)
+                        with preserved_rng():  # as in a forked worker: the caller's random state is untouched
+                            results[i] = task(i)
                     except Exception as e:
                         raise TaskError(f"{describe(i)} failed: {type(e).__name__}: {e}") from e
                     if bar is not None:

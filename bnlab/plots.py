@@ -33,7 +33,7 @@ COLORS: dict[str, str] = {
     "linf": "#e377c2",
     "torch_bn": "#aec7e8",
     "lsuv": "#bcbd22",  # the well-scaled start: plain net after models.lsuv
-    # the BN variants of notebook 09 (bnlab.layers_variants)
+    # the BN variants of notebook 09 (bnlab.layers.variants)
     "bn_detached": "#e7298a",
     "bn_frozen": "#a6761d",
     "bn_reestimated": "#e6ab02",

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import os
 import random
-from typing import TypeVar
+from contextlib import contextmanager
+from typing import Iterator, TypeVar
 
 import numpy as np
 import torch
@@ -42,6 +43,25 @@ def seed_everything(seed: int = 0) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
+
+
+@contextmanager
+def preserved_rng() -> Iterator[None]:
+    """Run a block and put the global random states back afterwards: torch (CPU, and CUDA
+    if initialised), NumPy and Python's ``random``. Code after the block draws the same
+    numbers whether or not the block ran (e.g. runs done in this process or in workers)."""
+    torch_state = torch.get_rng_state()
+    cuda_state = torch.cuda.get_rng_state_all() if torch.cuda.is_available() and torch.cuda.is_initialized() else None
+    np_state = np.random.get_state()
+    py_state = random.getstate()
+    try:
+        yield
+    finally:
+        torch.set_rng_state(torch_state)
+        if cuda_state is not None:
+            torch.cuda.set_rng_state_all(cuda_state)
+        np.random.set_state(np_state)
+        random.setstate(py_state)
 
 
 def resolve_device(device: str | torch.device = "cpu") -> torch.device:

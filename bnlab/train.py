@@ -17,6 +17,7 @@ from torch import nn
 
 from bnlab import arguments as A
 from bnlab.data import Dataset
+from bnlab.layers import is_batchnorm
 from bnlab.runtime import is_quick, resolve_device, seed_everything
 
 __all__ = ["fit", "fit_seeds", "History", "ProbeContext", "batch_indices"]
@@ -30,7 +31,7 @@ class ProbeContext:
         model: the model, in train mode.
         step: number of SGD steps taken so far.
         x, y: the batch the next update will use, (B, ...) and (B,).
-        lr: the learning rate.
+        lr: the learning rate of this step (the scheduled one when ``fit`` has ``lr_schedule``).
         loss_fn: the training loss, ``loss_fn(logits, y) -> scalar``.
         data: the dataset (on the training device).
     """
@@ -250,7 +251,7 @@ def _check_shapes(model: nn.Module, data: Dataset, batch_size: int, cross_entrop
     model.to(dev)
     if batch_size > len(data.x_train):
         raise ValueError(f"batch_size={batch_size} is larger than the {len(data.x_train)} training examples.")
-    if batch_size < 2 and any(m.__class__.__name__.lower().find("batchnorm") >= 0 for m in model.modules()):
+    if batch_size < 2 and any(is_batchnorm(m) for m in model.modules()):
         raise ValueError(
             f"batch_size={batch_size} with batch normalization: batch statistics of one example are "
             "undefined (the output would be β for every input). Use batch_size >= 2."
@@ -272,6 +273,23 @@ def _check_shapes(model: nn.Module, data: Dataset, batch_size: int, cross_entrop
                          f"cross-entropy needs (N, {classes}) logits; build it with num_classes={classes}.")
 
 
+def _param_groups(model: nn.Module, weight_decay: float, names: Sequence[str] | None) -> Any:
+    """``model.parameters()``, or two SGD parameter groups when weight decay is limited to ``names``."""
+    if names is None:
+        return model.parameters()
+    if isinstance(names, str) or not all(isinstance(n, str) for n in names):
+        raise TypeError(f"weight_decay_params must be a list of parameter names or prefixes ending in '.', "
+                        f"e.g. ['fc1.', 'fc2.'], got {names!r}.")
+    params = dict(model.named_parameters())
+    chosen = {n for n in params if any(n == k or (k.endswith(".") and n.startswith(k)) for k in names)}
+    if not chosen:
+        raise ValueError(f"weight_decay_params={list(names)} matches no parameter of the model; its parameters "
+                         f"are {list(params)}.")
+    groups = [{"params": [p for n, p in params.items() if n in chosen], "weight_decay": weight_decay},
+              {"params": [p for n, p in params.items() if n not in chosen], "weight_decay": 0.0}]
+    return [g for g in groups if g["params"]]
+
+
 def fit(model: nn.Module | Callable[[], nn.Module], data: Dataset | Sequence[torch.Tensor], steps: int,
         lr: float, batch_size: int = 60, seed: int = 0, momentum: float = 0.0, weight_decay: float = 0.0,
         eval_every: int | None = None, eval_train: bool = False,
@@ -279,7 +297,8 @@ def fit(model: nn.Module | Callable[[], nn.Module], data: Dataset | Sequence[tor
         device: str | torch.device = "cpu", progress: bool | None = None,
         loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
         diverge_above: float = 1e4, eval_chunk: int = 10_000,
-        lr_schedule: Callable[[int], float] | None = None) -> History:
+        lr_schedule: Callable[[int], float] | None = None,
+        weight_decay_params: Sequence[str] | None = None) -> History:
     """Train ``model`` with minibatch SGD and return its ``History``.
 
     Args:
@@ -307,6 +326,11 @@ def fit(model: nn.Module | Callable[[], nn.Module], data: Dataset | Sequence[tor
         lr_schedule: step t ↦ factor: update t uses ``lr * lr_schedule(t)``
             (``torch.optim.lr_scheduler.LambdaLR``), e.g. ``bnlab.schedules.doubling(200)``
             for a rising-learning-rate stress test; default a constant ``lr``.
+        weight_decay_params: apply ``weight_decay`` only to these parameters: names from
+            ``model.named_parameters()`` or prefixes ending in "." (``["fc1.", "fc2."]``);
+            the others get none. Default ``None``: every parameter (``torch.optim.SGD``'s
+            behaviour). E.g. decay only the scale-invariant weights feeding BN, not γ, β
+            or the output layer (van Laarhoven 2017).
 
     A NaN, infinite or exploded loss stops training (checked every
     ``min(eval_every, 100)`` steps) and sets ``History.diverged``: sweeps keep going. Same seed, same model, same data → identical history on CPU.
@@ -332,7 +356,8 @@ def fit(model: nn.Module | Callable[[], nn.Module], data: Dataset | Sequence[tor
         sub = torch.randperm(len(data.x_train), generator=torch.Generator().manual_seed(seed + 1))[:10_000].to(dev)
         train_sub = (data.x_train[sub], data.y_train[sub])
 
-    optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
+    optimizer = torch.optim.SGD(_param_groups(model, weight_decay, weight_decay_params), lr=lr,
+                                momentum=momentum, weight_decay=weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_schedule) if lr_schedule is not None else None
     losses = torch.full((steps,), float("nan"), device=dev)  # on the device: no sync per step
     eval_steps: list[int] = []
@@ -353,7 +378,7 @@ def fit(model: nn.Module | Callable[[], nn.Module], data: Dataset | Sequence[tor
     def run_probes(step: int, x: torch.Tensor, y: torch.Tensor, force: bool = False) -> None:
         for name, fn in probes.items():
             if force or step % every[name] == 0:
-                ctx = ProbeContext(model, step, x, y, lr, loss_fn, data)
+                ctx = ProbeContext(model, step, x, y, optimizer.param_groups[0]["lr"], loss_fn, data)
                 probe_out[name].append(fn(ctx))
                 probe_at[name].append(step)
 
@@ -406,6 +431,8 @@ def fit(model: nn.Module | Callable[[], nn.Module], data: Dataset | Sequence[tor
 
     config = dict(steps=steps, lr=lr, batch_size=batch_size, seed=seed, momentum=momentum,
                   weight_decay=weight_decay, eval_every=eval_every, device=str(dev), dataset=data.name)
+    if weight_decay_params is not None:
+        config["weight_decay_params"] = list(weight_decay_params)
     return History(
         steps=np.asarray(eval_steps), test_acc=np.asarray(test_acc), test_loss=np.asarray(test_loss),
         train_acc=np.asarray(train_acc), train_loss=losses.cpu().numpy().astype(np.float64),

@@ -17,7 +17,7 @@ from torch import nn
 
 __all__ = ["CHOICES", "train_only", "trainable_count", "bn_affine_names"]
 
-CHOICES = ("all", "bn_affine", "output", "random", "all_but_beta")
+CHOICES = ("all", "bn_affine", "output", "random", "random_per_unit", "all_but_beta")
 """What ``train_only`` can leave trainable."""
 
 
@@ -51,7 +51,7 @@ def trainable_count(model: nn.Module) -> int:
 
 
 def train_only(model: nn.Module, which: str, count: int | None = None, seed: int = 0,
-               output: str = "out") -> nn.Module:
+               output: str = "out", per_unit: int = 2) -> nn.Module:
     """Freeze every parameter of ``model`` except the chosen ones (in place; returns ``model``).
 
     Args:
@@ -63,6 +63,7 @@ def train_only(model: nn.Module, which: str, count: int | None = None, seed: int
             γ or β; default count = the number of γ and β entries), "all_but_beta"
             (everything except the norm layers' shifts β, which stay at their initial 0).
         count: how many scalars "random" trains.
+        per_unit: how many incoming weights per hidden unit "random_per_unit" trains.
         seed: seeds the choice of the random subset (its own generator; the global RNG is untouched).
         output: the name of the output layer (``bnlab.models.mlp``: "out").
 
@@ -78,6 +79,8 @@ def train_only(model: nn.Module, which: str, count: int | None = None, seed: int
     if which not in CHOICES:
         raise ValueError(f"which must be one of {CHOICES}, got {which!r}")
     params = dict(model.named_parameters())
+    for p in params.values():   # a second call replaces the first: drop an earlier mask and its hook
+        _unmask_gradient(p)
     affine = bn_affine_names(model)
     if which in ("bn_affine", "all_but_beta") and not affine:
         raise ValueError(f"which={which!r} needs normalization layers with γ and β; this model has none "
@@ -93,6 +96,23 @@ def train_only(model: nn.Module, which: str, count: int | None = None, seed: int
         if not keep:
             raise ValueError(f"no parameters under the output layer {output!r}; layers: "
                              f"{sorted({n.split('.')[0] for n in params})}")
+    elif which == "random_per_unit":
+        gen = torch.Generator().manual_seed(seed)
+        keep = set()
+        for name, p in params.items():
+            if p.ndim < 2 or name in affine or name.split(".")[0] == output:
+                continue
+            rows = p.detach().reshape(p.shape[0], -1)
+            if not 0 < per_unit <= rows.shape[1]:
+                raise ValueError(f"per_unit must be between 1 and {rows.shape[1]} (the fan-in of {name}), "
+                                 f"got {per_unit}")
+            scores = torch.rand(rows.shape, generator=gen)
+            picked = scores.argsort(dim=1)[:, :per_unit]
+            mask = torch.zeros(rows.shape, dtype=torch.bool).scatter_(1, picked, True).view_as(p)
+            keep.add(name)
+            _mask_gradient(p, mask)
+        if not keep:
+            raise ValueError(f"which='random_per_unit' found no weight matrix outside the output layer {output!r}")
     else:  # random
         pool = [n for n in params if n not in affine]
         sizes = [params[n].numel() for n in pool]
@@ -119,4 +139,13 @@ def train_only(model: nn.Module, which: str, count: int | None = None, seed: int
 def _mask_gradient(p: nn.Parameter, mask: torch.Tensor) -> None:
     mask = mask.to(p.device)
     p._train_mask = mask  # type: ignore[attr-defined]
-    p.register_hook(lambda g, m=mask: g.masked_fill(~m, 0.0))
+    p._train_mask_hook = p.register_hook(lambda g, m=mask: g.masked_fill(~m, 0.0))  # type: ignore[attr-defined]
+
+
+def _unmask_gradient(p: nn.Parameter) -> None:
+    handle = getattr(p, "_train_mask_hook", None)
+    if handle is not None:
+        handle.remove()
+    for attr in ("_train_mask", "_train_mask_hook"):
+        if hasattr(p, attr):
+            delattr(p, attr)

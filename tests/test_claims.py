@@ -166,23 +166,40 @@ def test_verdict_is_read_from_the_results_not_typed_in(toy):
 def test_scorecard_formats_and_comparison(toy):
     a, _ = toy.checks
     rows = scorecard.rows([toy], {"99": {"results": [_result(toy, a, 0.5, True)]}})
-    assert "0.5 (< 1) holds" in rows[0].measured
-    assert "**supported**" in scorecard.to_markdown(rows)
+    assert "0.5 (< 1) ✓ asserted" in rows[0].measured and rows[0].basis == scorecard.ASSERTED
+    assert "**supported** |" in scorecard.to_markdown(rows)
     assert json.loads(scorecard.to_json(rows))[0]["verdict"] == "supported"
     fresh = scorecard.rows([toy], {"99": {"results": [_result(toy, a, 3.0, False)]}})
     (_, new, changed), = scorecard.compare(rows, fresh)
     assert changed and new.verdict == scorecard.NOT_REPRODUCED
+    (_, _, changed), = scorecard.compare(rows, rows)
+    assert not changed
+
+
+def test_a_claim_with_shown_checks_only_says_so_and_a_flipped_finding_is_flagged(toy):
+    _, b = toy.checks
+    shown = Claim("s", "99", "a statement", "src", "t", checks=(b,), verdict="mixed")
+    held = dict(_result(shown, b, 1.0, True, asserted=False), per_seed={"0": 1.0, "3": 1.1})
+    failed = dict(held, holds=False)
+    rows = scorecard.rows([shown], {"99": {"results": [held]}})
+    assert rows[0].verdict == "mixed" and rows[0].basis == scorecard.SHOWN_ONLY and rows[0].seeds == [0, 3]
+    assert "**mixed** (shown only)" in scorecard.to_markdown(rows) and "✓ shown" in rows[0].measured
+    fresh = scorecard.rows([shown], {"99": {"results": [failed]}})
+    (_, new, changed), = scorecard.compare(rows, fresh)
+    assert changed and new.verdict == "mixed" and "✗ shown" in new.measured
 
 
 def test_cli_prints_the_committed_scorecard(toy, tmp_path, capsys):
     claim = toy
     results = [_result(claim, k, 0.0, True, k.asserted) for k in claim.checks]
     (tmp_path / f"{claim.notebook}.json").write_text(json.dumps({"run": {}, "results": results}))
-    assert claims_main(["--markdown", "--results", str(tmp_path), "--no-figure"]) == 0
+    assert claims_main(["--markdown", "--results", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert out.count("\n| ") == len(claims.CLAIMS) and f"**{claim.verdict}**" in out
-    assert claims_main(["--json", "--results", str(tmp_path), "--no-figure"]) == 0
+    assert claims_main(["--json", "--results", str(tmp_path)]) == 0
     assert len(json.loads(capsys.readouterr().out)) == len(claims.CLAIMS)
+    figure = tmp_path / "card.png"
+    assert claims_main(["--results", str(tmp_path), "--figure", str(figure)]) == 0 and figure.stat().st_size > 0
     with pytest.raises(SystemExit):
         claims_main(["--quick"])
 

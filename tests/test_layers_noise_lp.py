@@ -210,7 +210,7 @@ def test_lpnorm_running_statistics_and_eval(p):
 
 
 def test_lpnorm_rejects_bad_input():
-    with pytest.raises(ValueError, match="p = 1, 2 or inf"):
+    with pytest.raises(ValueError, match="p must be 1, 2 or math.inf"):
         LpNorm(3, p=3)
     with pytest.raises(ValueError, match="at least 2"):
         LpNorm(3)(torch.randn(1, 3))

@@ -206,3 +206,18 @@ def test_grid_routes_axes_and_select_finds_runs(small_fmnist):
         train.fit_many([dict(model=lambda: models.mlp(), data=small_fmnist, step=3, lr=0.1)])
     with pytest.raises(ValueError, match="lacks"):
         train.fit_many([dict(model=lambda: models.mlp(), steps=3, lr=0.1)])
+
+
+def test_the_callers_random_state_does_not_depend_on_the_worker_count(small_fmnist):
+    runs = _bn_runs(small_fmnist, seeds=(0,))
+    after = {}
+    for workers in (1, 2):
+        torch.manual_seed(123)
+        np.random.seed(123)
+        train.fit_many(runs, workers=workers)
+        after[workers] = (torch.rand(3), np.random.rand(3))
+    torch.manual_seed(123)
+    np.random.seed(123)
+    untouched = (torch.rand(3), np.random.rand(3))
+    for workers in (1, 2):
+        assert torch.equal(after[workers][0], untouched[0]) and np.array_equal(after[workers][1], untouched[1])

@@ -95,3 +95,31 @@ def test_bad_arguments():
         recompute_population_statistics(model, torch.randn(10, 3), batch_size=1)
     with pytest.raises(ValueError, match="at least one batch"):
         recompute_population_statistics(model, torch.randn(10, 3), batch_size=60)
+
+
+@pytest.mark.parametrize("kind", ["noisy_bn", "drift_bn"])
+def test_noise_and_drift_controls_add_nothing_while_statistics_are_recomputed(kind):
+    torch.manual_seed(0)
+    control = models.mlp(widths=(16, 16), norm=kind, init_std=0.1)
+    with torch.no_grad():
+        for p in control.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    bn = models.mlp(widths=(16, 16), norm="bn", init_std=0.1)
+    bn.load_state_dict({k: v for k, v in control.state_dict().items() if k in bn.state_dict()})
+    x = torch.rand(240, 1, 28, 28, generator=torch.Generator().manual_seed(1))
+    state_before = {k: v.clone() for k, v in control.state_dict().items() if k.endswith(".t")}
+    got, want = recompute_population_statistics(control, x), recompute_population_statistics(bn, x)
+    if kind == "drift_bn":   # the inference network includes the drift reached so far (t = 0 here: none)
+        assert all(torch.equal(v, control.state_dict()[k]) for k, v in state_before.items())
+    for name in want:
+        torch.testing.assert_close(got[name][0], want[name][0])
+        torch.testing.assert_close(got[name][1], want[name][1])
+    assert not any("_population_pass" in vars(m) for m in control.modules())
+
+
+def test_is_batchnorm_knows_every_layer_that_uses_batch_statistics():
+    from bnlab import layers
+    yes = [layers.BatchNorm(3), nn.BatchNorm1d(3), nn.BatchNorm2d(3), layers.GhostBatchNorm(3, virtual_batch_size=2),
+           layers.NoisyBatchNorm(3), layers.DetachedBatchNorm(3), layers.FrozenBatchNorm(3)]
+    no = [layers.LayerNorm(3), nn.LayerNorm(3), layers.GroupNorm(1, 3), layers.LpNorm(3), nn.Linear(3, 3)]
+    assert all(layers.is_batchnorm(m) for m in yes) and not any(layers.is_batchnorm(m) for m in no)

@@ -208,3 +208,41 @@ def test_ics_series_reads_per_movement():
     steps, values, layers = ics_series(hs, "per_movement")
     assert values.shape == (2, len(steps), 3) and np.all(np.isnan(values[:, :, 0]))
     assert np.all(np.isfinite(values[:, :, 1:])) and np.all(values[:, :, 1:] > 0)
+
+
+def test_relative_ics_per_unit_of_relative_lower_layer_movement():
+    model = _tiny("bn")
+    x, y = _batch()
+    res = ics(model, (x, y), 0.3)
+    norms = [float(torch.cat([p.detach().flatten() for p in ps]).norm()) for _, ps in layer_groups(model)]
+    np.testing.assert_allclose(res.lower_norm, [0.0, norms[0], np.hypot(norms[0], norms[1])], rtol=1e-6)
+    want = res.relative[1:] / (res.lower_step[1:] / res.lower_norm[1:])
+    np.testing.assert_allclose(res.relative_per_movement[1:], want, rtol=1e-12)
+    assert np.isnan(res.relative_per_movement[0])
+    st = stack_ics([res, res])
+    assert st["relative_per_movement"].shape == (2, 3) and st["lower_norm"].shape == (2, 3)
+
+
+def test_relative_per_movement_does_not_see_the_weight_scale_under_bn():
+    """Scaling a weight that feeds BN leaves the function alone: the absolute ratio falls as 1/α, this one stays."""
+    x, y = _batch()
+
+    def scaled(alpha: float) -> nn.Sequential:
+        torch.manual_seed(0)
+        net = mlp((8, 6), activation="tanh", norm="bn", init_std=0.5, in_features=5, num_classes=3,
+                  norm_kwargs={"affine": False})       # layer 1 is fc1's weight only
+        with torch.no_grad():
+            net.fc1.weight.mul_(alpha)
+        return net
+
+    one, three = ics(scaled(1.0), (x, y), 1e-3), ics(scaled(3.0), (x, y), 1e-3)
+    np.testing.assert_allclose(three.grad_norm[1], one.grad_norm[1], rtol=1e-5)   # same function above fc1
+    np.testing.assert_allclose(three.per_movement[1], one.per_movement[1] / 3, rtol=0.02)
+    np.testing.assert_allclose(three.relative_per_movement[1], one.relative_per_movement[1], rtol=0.02)
+
+
+def test_ics_series_reads_relative_per_movement():
+    runs = _two_runs()
+    steps, values, _ = ics_series(runs, "relative_per_movement")
+    assert values.shape == (2, len(steps), 3) and np.all(np.isnan(values[:, :, 0]))
+    assert np.all(np.isfinite(values[:, :, 1:])) and np.all(values[:, :, 1:] > 0)

@@ -84,3 +84,10 @@ def test_fit_applies_the_schedule_step_by_step(monkeypatch):
     train.fit(lambda: models.mlp(widths=(8,)), ds, steps=4, lr=0.5, batch_size=10, progress=False,
               lr_schedule=lambda t: 2.0 ** t)
     assert used == [0.5, 1.0, 2.0, 4.0]
+
+
+def test_probes_see_the_learning_rate_of_their_step():
+    seen = []
+    train.fit(lambda: models.mlp(widths=(8,)), _tiny_data(), steps=4, lr=0.5, batch_size=10, progress=False,
+              lr_schedule=lambda t: 2.0 ** t, probes={"lr": lambda ctx: seen.append(ctx.lr)})
+    assert seen == [0.5, 1.0, 2.0, 4.0, 8.0]   # before each step, and after the last (the next step's rate)

@@ -116,3 +116,34 @@ def test_steps_to_first_step_reaching_a_target():
         train.steps_to(steps, acc[:3], 0.5)
     with pytest.raises(ValueError, match="window"):
         train.steps_to(steps, acc, 0.5, window=0)
+
+
+def test_weight_decay_params_decays_only_the_chosen_parameters(small_fmnist):
+    # one SGD step from the same init and batch: the gradients agree, so the chosen tensors differ
+    # from the undecayed run by exactly −lr·λ·W₀ and every other tensor is bit-identical
+    lr, wd = 0.1, 0.01
+    init = models.mlp(widths=(16, 16), norm="bn")
+    w0 = {n: p.detach().clone() for n, p in init.named_parameters()}
+    runs = {}
+    for label, kw in (("none", dict(weight_decay=0.0)),
+                      ("fc", dict(weight_decay=wd, weight_decay_params=["fc1.", "fc2.weight"]))):
+        model = models.mlp(widths=(16, 16), norm="bn")
+        model.load_state_dict(init.state_dict())
+        h = train.fit(model, small_fmnist, steps=1, lr=lr, eval_every=1, progress=False, **kw)
+        runs[label] = dict(model.named_parameters())
+    assert h.config["weight_decay_params"] == ["fc1.", "fc2.weight"]
+    for name, p in runs["fc"].items():
+        if name in ("fc1.weight", "fc2.weight"):
+            torch.testing.assert_close(p - runs["none"][name], -lr * wd * w0[name], rtol=0, atol=1e-7)
+            assert not torch.equal(p, runs["none"][name])
+        else:
+            assert torch.equal(p, runs["none"][name]), name
+
+
+def test_weight_decay_params_errors(small_fmnist):
+    with pytest.raises(ValueError, match="weight_decay_params"):
+        train.fit(_plain, small_fmnist, steps=1, lr=0.1, weight_decay=0.1, weight_decay_params=["nope."],
+                  progress=False)
+    with pytest.raises(TypeError, match="weight_decay_params"):
+        train.fit(_plain, small_fmnist, steps=1, lr=0.1, weight_decay=0.1, weight_decay_params="fc1.",
+                  progress=False)

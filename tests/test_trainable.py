@@ -59,6 +59,20 @@ def test_random_subset_trains_exactly_count_entries_and_leaves_the_others_bit_id
     assert not any(n.startswith("norm") and n in moved(before, after) for n in before)
 
 
+def test_random_per_unit_trains_two_incoming_weights_of_every_hidden_unit():
+    model, before, after = trained("random_per_unit", seed=1)
+    assert trainable.trainable_count(model) == 4 * 16  # as many as γ and β: 2 per hidden unit
+    assert {n for n, p in model.named_parameters() if p.requires_grad} == {"fc1.weight", "fc2.weight"}
+    for name in ("fc1.weight", "fc2.weight"):
+        mask = model.get_parameter(name)._train_mask
+        assert (mask.sum(dim=1) == 2).all()  # per output unit
+        assert torch.equal(before[name][~mask], after[name][~mask])
+        assert not torch.equal(before[name][mask], after[name][mask])
+    assert moved(before, after) == {"fc1.weight", "fc2.weight"}
+    with pytest.raises(ValueError, match="per_unit must be between"):
+        trainable.train_only(bn_net(), "random_per_unit", per_unit=13)
+
+
 def test_random_subset_depends_on_its_seed_only():
     masks = [[getattr(p, "_train_mask", None) for p in trainable.train_only(bn_net(), "random", seed=s).parameters()]
              for s in (0, 0, 1)]
@@ -87,3 +101,13 @@ def test_errors_name_the_problem():
         trainable.train_only(bn_net(), "random", count=10**9)
     with pytest.raises(ValueError, match="output layer"):
         trainable.train_only(bn_net(), "output", output="head")
+
+
+def test_a_second_call_replaces_the_first_choice():
+    model = models.mlp(widths=(16, 16), norm="bn")
+    trainable.train_only(model, "random", seed=1)
+    trainable.train_only(model, "all")
+    assert trainable.trainable_count(model) == sum(p.numel() for p in model.parameters())
+    loss = model(torch.rand(8, 784)).sum()
+    loss.backward()
+    assert (model.fc1.weight.grad != 0).float().mean() > 0.9   # no stale mask zeroing most entries

@@ -6,7 +6,10 @@
                                            # print the fresh verdicts beside the committed ones
     python -m bnlab.claims --run --notebooks 06 09   # only these notebooks (full mode without --quick)
 
-The scorecard forms also write figures/scorecard.png (``--no-figure`` to skip; ``--run`` never does). ``--run`` executes the
+    python -m bnlab.claims --figure        # also draw the scorecard figure (figures/scorecard.png,
+                                           # or --figure PATH)
+
+``--run`` executes the
 notebooks headless in a temporary folder, with checks recorded rather than asserted, so a
 claim that no longer holds shows up as "not reproduced" instead of stopping the run; the
 committed notebooks and results are left as they are. Exit status: 0, or 1 when ``--run``
@@ -62,7 +65,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="with --run: quick mode (a few minutes)")
     ap.add_argument("--notebooks", nargs="+", metavar="NN", help="with --run: only these notebooks")
     ap.add_argument("--results", type=Path, default=None, help="folder of committed results (default results/)")
-    ap.add_argument("--no-figure", action="store_true", help="do not write figures/scorecard.png")
+    ap.add_argument("--figure", nargs="?", type=Path, const=REPO / "figures" / "scorecard.png", default=None,
+                    metavar="PATH", help="also write the scorecard figure (default path figures/scorecard.png)")
     args = ap.parse_args(argv)
     if (args.quick or args.notebooks) and not args.run:
         ap.error("--quick and --notebooks go with --run")
@@ -101,12 +105,11 @@ def main(argv: list[str] | None = None) -> int:
         print(scorecard.to_json(table))
     else:
         print(scorecard.to_text(table))
-    if not args.no_figure and not args.run:
+    if args.figure is not None:
         import matplotlib
         matplotlib.use("Agg")
-        path = REPO / "figures" / "scorecard.png"
-        scorecard.plot(table, path)
-        print(f"\nwrote {path.relative_to(REPO)}", file=sys.stderr)
+        scorecard.plot(table, args.figure)
+        print(f"\nwrote {args.figure}", file=sys.stderr)
     if changed:
         print(f"{len(changed)} verdict(s) changed: " + ", ".join(a.claim.id for a, _ in changed), file=sys.stderr)
         return 1

@@ -39,9 +39,21 @@ EXPLANATIONS: dict[str, str] = {
 }
 """The five explanations the course weighs (COURSE.md), by key."""
 
-VERDICTS = ("supported", "refuted", "mixed", "depends on the setting", "illustration")
-"""What a claim's checks can establish. "illustration": the check holds by construction
-(algebra the code computes), so it is shown as a worked example, not as evidence."""
+VERDICTS = ("supported", "refuted", "mixed", "depends on the setting", "not seen here", "inconclusive",
+            "illustration")
+"""What a claim's checks can establish.
+
+- "supported" / "refuted": the measurements agree with / contradict the statement in the
+  setting tested, which is the setting the statement is about;
+- "mixed": some measurements agree and some contradict, in the same setting;
+- "depends on the setting": it holds in some of the settings tested and not in others;
+- "not seen here": the effect the source reports did not appear in the course's setting, which
+  is smaller or different from the source's (a small MLP on Fashion-MNIST), so the statement is
+  not refuted in general;
+- "inconclusive": the experiment cannot decide the statement as its source means it (a
+  confound, or not the source's test), said in ``why``;
+- "illustration": the check holds by construction (algebra the code computes), so it is shown
+  as a worked example, not as evidence."""
 
 OPS: dict[str, str] = {
     "<": "value < threshold", "<=": "value ≤ threshold", ">": "value > threshold",

@@ -3,8 +3,9 @@
 
 Settings shared by the ablation checks: the sigmoid 784-100-100-100-10 MLP on Fashion-MNIST,
 SGD with batch 60 for 1,000 steps (300 in quick mode), test accuracy of the net in eval mode
-(BN-family layers with their running or frozen statistics), per seed; thresholds fixed on
-seeds 0-2 and confirmed on seeds 3-5.
+(BN-family layers with their running or frozen statistics) unless a check says it uses population
+statistics recomputed on training images (Algorithm 2), per seed; thresholds fixed on seeds 0-2
+and confirmed on seeds 3-5.
 """
 from __future__ import annotations
 
@@ -29,21 +30,29 @@ CLAIMS: tuple[Claim, ...] = (
     ),
     Claim(
         id="forward-normalization-alone", notebook="09",
-        statement="Keeping each layer's input distribution fixed (normalizing its inputs, less internal covariate "
-                  "shift) is what makes BN train faster.",
-        source="Ioffe & Szegedy 2015, §1–2 (the internal-covariate-shift motivation)",
-        test="BN vs the same forward pass with μ_B, σ²_B detached from the gradient, 1,000 steps",
+        statement="The gradient step must account for the normalization and its dependence on the parameters; "
+                  "with the normalization computed outside the gradient step, training fails (\"the model blows up\"), "
+                  "so normalized layer inputs alone are not enough.",
+        source="Ioffe & Szegedy 2015, §2",
+        test="BN vs the same forward pass with μ_B, σ²_B detached from the gradient, 1,000 steps; accuracy with "
+             "population statistics recomputed on 6,000 training images (Algorithm 2), so that stale running "
+             "averages cannot explain the gap, and training loss",
         checks=(
-            Check("gap-std0.1-lr2", "worst BN seed − best detached seed, test accuracy (eval mode), init std 0.1, "
-                  "lr 2, 1,000 steps (quick: 300)", ">", 0.3),
-            Check("gap-std0.01-lr0.5", "worst BN seed − best detached seed, test accuracy (eval mode), init std "
-                  "0.01, lr 0.5, 1,000 steps (quick: 300)", ">", 0.25, asserted=False),
+            Check("gap-std0.1-lr2", "worst BN seed − best detached seed, test accuracy with population statistics "
+                  "recomputed on 6,000 training images, init std 0.1, lr 2, 1,000 steps (quick: 300)", ">", 0.15),
+            Check("loss-gap-std0.1-lr2", "best detached seed − worst BN seed, training loss (mean of the last 100 "
+                  "steps), init std 0.1, lr 2, 1,000 steps (quick: 300)", ">", 0.4),
+            Check("gap-std0.01-lr0.5", "worst BN seed − best detached seed, test accuracy with population statistics "
+                  "recomputed, init std 0.01, lr 0.5, 1,000 steps (quick: 300)", ">", 0.25, asserted=False),
         ),
-        verdict="refuted", explanation="ics",
-        why="The detached arm normalizes every layer's inputs exactly as BN does in the forward pass, yet at lr 2 "
-            "(init std 0.1) every BN seed beats every detached seed by more than 0.3 (seeds 0–5): what BN needs is "
-            "the gradient through its statistics, as §2 itself argues, not the fixed input distribution alone. "
-            "The same gap at init std 0.01, lr 0.5 held on seeds 0–2 but not on seed 3 and is shown, not asserted.",
+        verdict="supported", explanation="ics",
+        why="Consistent with Ioffe & Szegedy §2: the detached arm has BN's normalized forward pass (the same layer-input "
+            "distributions), yet at lr 2 (init std 0.1) every BN seed beats every detached seed by more than 0.26 with "
+            "recomputed population statistics and its training loss (1.3–1.9) stays far above BN's (0.45–0.48), seeds 0–5; "
+            "its loss stays finite while its weights grow (the §2 drift). Its eval-mode accuracy (0.09–0.29) also suffers "
+            "from stale running averages, and at lr ≤ 0.5 from init std 0.1 that artefact is most of its deficit (0.76–0.80 "
+            "with recomputed statistics after 1,000 steps). The gap at init std 0.01, lr 0.5 held on seeds 0–2 but not on "
+            "held-out seed 3 and is shown, not asserted.",
     ),
     Claim(
         id="bn-high-lr", notebook="09",
@@ -67,24 +76,26 @@ CLAIMS: tuple[Claim, ...] = (
         statement="BN tolerates large learning rates because of scale invariance: the effective step η/‖w‖² "
                   "tunes itself as ‖w‖ grows.",
         source="Ioffe & Szegedy 2015, §3.3; Arora, Li & Lyu 2019",
-        test="mean-only BN (not scale-invariant) vs scale-only BN (scale-invariant), init std 0.1, 1,000 steps",
+        test="mean-only BN (centres, not scale-invariant) at lr 8 and scale-only BN (scale-invariant, does not "
+             "centre) at lr 2, init std 0.1, 1,000 steps",
         checks=(
             Check("mean-only-at-8", "worst mean-only BN seed, test accuracy (eval mode), init std 0.1, lr 8, "
                   "1,000 steps (quick: 300)", ">=", 0.65),
             Check("scale-only-at-2", "best scale-only BN seed, test accuracy (eval mode), init std 0.1, lr 2, "
-                  "1,000 steps (quick: 300)", "<=", 0.2),
+                  "1,000 steps (quick: 300); confounded: scale-only BN does not centre", "<=", 0.2),
         ),
-        verdict="refuted", explanation="learning-rate",
-        why="In this network scale invariance is neither necessary nor sufficient for large steps: mean-only BN, "
-            "which is not scale-invariant, trains at lr 8 on every seed, while scale-only BN, which is, fails "
-            "already at lr 2; what the surviving arms share is centring with the gradient through the batch mean.",
+        verdict="mixed", explanation="learning-rate",
+        why="Scale invariance is not necessary for large steps in this network: mean-only BN, which is not "
+            "scale-invariant, trains at lr 8 on every seed (0–5). Whether it is sufficient is not decided here: "
+            "scale-only BN, the scale-invariant arm, fails from lr 2, but it also drops the centring, and its failure "
+            "(training loss in the tens, the uncentred mean drifting) may come from that instead.",
     ),
     Claim(
         id="well-scaled-start-limits", notebook="09",
         statement="What BN provides is a well-conditioned start: every layer's pre-activations standardized at "
                   "initialization.",
-        source="Ioffe & Szegedy 2015, §3.3; Mishkin & Matas 2016",
-        test="plain net after LSUV vs BN at lr 0.5 and lr 8; frozen-at-init statistics (the same start in BN's "
+        source="Ioffe & Szegedy 2015, §3.3; Mishkin & Matas 2016 (layer-wide LSUV); Krähenbühl et al. 2016 (per unit)",
+        test="plain net after a per-unit data-dependent rescaling (models.lsuv) vs BN at lr 0.5 and lr 8; frozen-at-init statistics (the same start in BN's "
              "parametrization), 1,000 steps",
         checks=(
             Check("matches-bn-std0.01", "best BN seed − worst well-scaled seed, test accuracy (eval mode), init "
@@ -108,32 +119,41 @@ CLAIMS: tuple[Claim, ...] = (
                   "batch-normalized networks they are almost absent, and they return when BN uses population "
                   "instead of batch statistics.",
         source="Ghorbani, Krishnan & Xiao 2019, abstract and the population-statistics experiment",
-        test="top Hessian eigenvalue of the training loss (10 fixed batches of 60) from step 1,000 to 5,000, "
-             "lr 0.5, init std 0.1: re-estimated population statistics and the plain net vs BN (seeds 0–2)",
+        test="top 5 Hessian eigenvalues of the training loss (Lanczos, 10 fixed batches of 60) from step 1,000 to "
+             "5,000, lr 0.5, init std 0.1: re-estimated population statistics and the plain net vs BN (seeds 0–2)",
         checks=(
             Check("reestimated-over-bn", "median over seeds of λ_max(re-estimated) / λ_max(BN), each the median "
                   "over probe steps from 1,000 on, lr 0.5, init std 0.1, 5,000 steps (quick: 600, from 120)",
                   ">", 2.0, asserted=False),
             Check("plain-over-bn", "median over seeds of λ_max(plain) / λ_max(BN), as above", ">", 2.0,
                   asserted=False),
+            Check("plain-outlier-over-bn", "median over seeds of [λ_1/λ_5](plain) / [λ_1/λ_5](BN) (how far the top "
+                  "eigenvalue stands out of the top 5), medians over probe steps from 1,000 on, as above", ">", 1.5,
+                  asserted=False),
         ),
         verdict="mixed", explanation="smoothness",
-        why="Shown on seeds 0–2 only (the curvature runs did not fit the budget on held-out seeds).",
+        why="Re-estimated population statistics raise λ_max 2.0–2.6-fold over BN's, as Ghorbani et al. report, but the "
+            "plain net's λ_max is only 1.3–1.5 times BN's and its top eigenvalue stands out of the top 5 only mildly "
+            "(λ_1/λ_5 2.6–2.9 against BN's 1.8–1.9): no large isolated outlier in this small network. Seeds 0–2 only "
+            "(the curvature runs did not fit the budget on held-out seeds).",
     ),
     Claim(
         id="edge-of-stability", notebook="09",
         statement="Gradient descent on neural networks raises the top Hessian eigenvalue until it reaches 2/η and "
                   "then hovers at that stability threshold.",
         source="Cohen et al. 2021 (full-batch gradient descent)",
-        test="λ_max · η/2 from step 1,000 to 5,000 under SGD with batch 60: the well-scaled start at lr 2 and BN at lr 8",
+        test="λ_max · η/2 from step 1,000 to 5,000 under minibatch SGD with batch 60 (not the full-batch gradient "
+             "descent the 2/η criterion is for): the well-scaled start at lr 2 and BN at lr 8",
         checks=(
             Check("well-scaled-lr2", "median over seeds of λ_max·η/2 (λ_max the median over probe steps from "
-                  "1,000 on), well-scaled start, lr 2, init std 0.1, 5,000 steps", "between", (0.5, 1.5),
+                  "1,000 on), well-scaled start, SGD, lr 2, init std 0.1, 5,000 steps", "between", (0.5, 1.5),
                   asserted=False),
-            Check("bn-lr8", "median over seeds of λ_max·η/2, BN (train mode), lr 8, init std 0.1, 5,000 steps",
+            Check("bn-lr8", "median over seeds of λ_max·η/2, BN (train mode), SGD, lr 8, init std 0.1, 5,000 steps",
                   "between", (0.5, 1.5), asserted=False),
         ),
         verdict="mixed", explanation="smoothness",
-        why="Shown on seeds 0–2 only, under minibatch SGD rather than the full-batch gradient descent of the source.",
+        why="Under minibatch SGD the sharpness adapts to η but stays below 2/η: BN at 0.42–0.46 of it at lr 8 and the "
+            "well-scaled start at 0.59–0.67 at lr 2 (seeds 0–2 only). The 2/η criterion is derived for full-batch gradient "
+            "descent, so this tests how far it carries over to SGD, not the source's claim itself.",
     ),
 )

@@ -12,7 +12,7 @@ One module per role; every public name is importable from ``bnlab.probes``:
 - ``bn_terms``     the ingredients of Santurkar et al. 2018, Theorem 4.1
 - ``weights``      weight norms, effective learning rate η/‖W‖², angular updates, scale invariance
 - ``shape``        excess kurtosis per unit and of a layer's pooled histogram
-- ``curvature``    the top Hessian eigenvalue (sharpness) by power iteration on Hessian-vector products
+- ``curvature``    the top Hessian eigenvalues (sharpness) by Lanczos on Hessian-vector products; curvature along the gradient
 - ``inference``    accuracy with running vs batch vs recomputed BN statistics; end-of-training probes
 - ``noise``        the spread of batch statistics and dropout's variance shift, measured and predicted
 """
@@ -29,7 +29,8 @@ from bnlab.probes.bn_terms import BNGradientTerms, bn_gradient_terms, bn_gradien
 from bnlab.probes.weights import (weight_layers, weight_norms, effective_learning_rates, angle,
                                   grad_weight_cosine, scale_response, WeightProbe, ParameterSnapshot)
 from bnlab.probes.shape import excess_kurtosis, pooled_excess_kurtosis, KurtosisProbe
-from bnlab.probes.curvature import TopEigenvalue, hessian_vector_product, top_hessian_eigenvalue, Sharpness
+from bnlab.probes.curvature import (TopEigenvalue, HessianEigenvalues, hessian_vector_product, hessian_eigenvalues,
+                                   top_hessian_eigenvalue, gradient_curvature, Sharpness, HessianSpectrum)
 from bnlab.probes.inference import STATISTICS, evaluate, with_population_statistics, final
 from bnlab.probes.noise import batch_statistics, batch_mean_std, batch_variance_std, dropout_variance_ratio, dropout_variance_shift
 
@@ -101,6 +102,10 @@ __all__ = [
     "pooled_excess_kurtosis",
     "KurtosisProbe",
     "TopEigenvalue",
+    "HessianEigenvalues",
+    "hessian_eigenvalues",
+    "gradient_curvature",
+    "HessianSpectrum",
     "hessian_vector_product",
     "top_hessian_eigenvalue",
     "Sharpness",

@@ -8,7 +8,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from bnlab.probes.core import _check_mode, _check_model, _check_tensor, _device_of, _modules_by_name, preserved_state
+from bnlab.probes.core import (_check_mode, _check_model, _check_tensor, _device_of, _modules_by_name, check_every,
+                               preserved_state)
 
 
 
@@ -195,9 +196,8 @@ class InputPercentiles:
     def __init__(self, x: torch.Tensor, module: str = "act3", q: Sequence[float] = DEFAULT_PERCENTILES,
                  every: int = 500, mode: str = "train") -> None:
         _check_mode(mode)
-        if int(every) < 1:
-            raise ValueError(f"every must be a positive number of steps, got {every}")
-        self.x, self.module, self.q, self.every, self.mode = x, module, tuple(q), int(every), mode
+        every = check_every(every)
+        self.x, self.module, self.q, self.every, self.mode = x, module, tuple(q), every, mode
 
     def measure(self, model: nn.Module) -> np.ndarray:
         """(P, C) percentiles of the module's input on the probe batch, model left untouched."""
@@ -219,9 +219,8 @@ class ActivationStats:
     def __init__(self, x: torch.Tensor, modules: Sequence[str] | None = None, threshold: float = 4.0,
                  every: int = 500, mode: str = "train") -> None:
         _check_mode(mode)
-        if int(every) < 1:
-            raise ValueError(f"every must be a positive number of steps, got {every}")
-        self.x, self.modules, self.threshold, self.every, self.mode = x, modules, threshold, int(every), mode
+        every = check_every(every)
+        self.x, self.modules, self.threshold, self.every, self.mode = x, modules, threshold, every, mode
 
     def __call__(self, ctx: Any) -> dict[str, dict[str, float]]:
         return activation_stats(ctx.model, self.x, self.modules, self.threshold, self.mode)

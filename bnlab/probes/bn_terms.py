@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from bnlab.probes.core import LossOf, batch_loss, preserved_state
+from bnlab.probes.core import LossOf, batch_loss, check_every, preserved_state
 
 
 
@@ -119,11 +119,10 @@ def bn_gradient_terms(model: nn.Module, loss_of: LossOf, train_mode: bool = True
 
 def bn_gradient_probe(every: int = 500, train_mode: bool = True) -> Callable[[Any], dict[str, BNGradientTerms]]:
     """A ``fit`` probe recording ``bn_gradient_terms`` on the step's batch every ``every`` steps."""
-    if int(every) < 1:
-        raise ValueError(f"every must be a positive number of steps, got {every}")
+    every = check_every(every)
 
     def probe(ctx: Any) -> dict[str, BNGradientTerms]:
         return bn_gradient_terms(ctx.model, batch_loss(ctx.loss_fn, ctx.x, ctx.y), train_mode=train_mode)
 
-    probe.every = int(every)  # type: ignore[attr-defined]
+    probe.every = every  # type: ignore[attr-defined]
     return probe

@@ -1,13 +1,15 @@
 """What every probe shares: leaving the model bit-identical, module lookup, one fixed batch's loss."""
 from __future__ import annotations
 
-import random
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import torch
 from torch import nn
+
+from bnlab import arguments as A
+from bnlab.runtime import preserved_rng
 
 
 MODES = ("train", "eval")
@@ -85,12 +87,9 @@ def preserved_state(model: nn.Module) -> Iterator[None]:
               for p in model.parameters()]
     buffers = [(b, b.detach().clone()) for b in model.buffers()]
     modes = [(m, m.training) for m in model.modules()]
-    torch_state = torch.get_rng_state()
-    cuda_state = torch.cuda.get_rng_state_all() if torch.cuda.is_available() and torch.cuda.is_initialized() else None
-    np_state = np.random.get_state()
-    py_state = random.getstate()
     try:
-        yield
+        with preserved_rng():
+            yield
     finally:
         with torch.no_grad():
             for p, value, grad in params:
@@ -105,11 +104,6 @@ def preserved_state(model: nn.Module) -> Iterator[None]:
                 b.copy_(value)
         for m, training in modes:
             m.training = training
-        torch.set_rng_state(torch_state)
-        if cuda_state is not None:
-            torch.cuda.set_rng_state_all(cuda_state)
-        np.random.set_state(np_state)
-        random.setstate(py_state)
 
 
 def batch_loss(loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], x: torch.Tensor,
@@ -128,3 +122,10 @@ def batch_loss(loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], x:
     return lambda model: loss_fn(model(x), y)
 
 
+def check_every(every: Any) -> int:
+    """``every`` (steps between calls of a ``fit`` probe) as a positive int.
+
+    Raises:
+        TypeError: not an int (2.5 or True included); ValueError: below 1.
+    """
+    return A.integer("every", every, minimum=1, hint="It is the number of SGD steps between two probe calls.")

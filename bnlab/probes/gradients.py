@@ -7,7 +7,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from bnlab.probes.core import _check_mode, _check_model, _check_tensor, _device_of, preserved_state
+from bnlab.probes.core import _check_mode, _check_model, _check_tensor, _device_of, check_every, preserved_state
 
 
 def gradient_norms(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
@@ -66,9 +66,8 @@ class GradientNorms:
     def __init__(self, every: int = 500, batch: tuple[torch.Tensor, torch.Tensor] | None = None,
                  params: str = "weights", mode: str = "train") -> None:
         _check_mode(mode)
-        if int(every) < 1:
-            raise ValueError(f"every must be a positive number of steps, got {every}")
-        self.every, self.batch, self.params, self.mode = int(every), batch, params, mode
+        every = check_every(every)
+        self.every, self.batch, self.params, self.mode = every, batch, params, mode
 
     def __call__(self, ctx: Any) -> dict[str, float]:
         x, y = self.batch if self.batch is not None else (ctx.x, ctx.y)

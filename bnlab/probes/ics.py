@@ -69,7 +69,15 @@ class ICS:
             ‖G_i − G′_i‖ ≤ β·η‖G_{<i}‖: this ratio is a lower bound on that β along the
             lower layers' step. A network can have large ICS because its lower layers
             take large steps, or because its gradient is sensitive to them; this
-            separates the two.
+            separates the two. In absolute parameter units: see ``relative_per_movement``.
+        lower_norm: (K,) ‖W_{<i}‖₂, the norm of all the parameters of layers 1..i−1 together; 0 for layer 1.
+        relative_per_movement: (K,) (‖G_i − G′_i‖₂ / ‖G_i‖₂) / (η‖G_{<i}‖₂ / ‖W_{<i}‖₂), the relative change of
+            layer i's gradient per unit of *relative* lower-layer movement (NaN for layer 1). Both sides are
+            dimensionless: a layer followed by BN computes the same function at any scale of its weight
+            (scale invariance, Ioffe & Szegedy 2015 §3.3), so what a step ηG does to it is the relative
+            step ηG/‖W‖ (its effective step is η/‖W‖ along the sphere), and the absolute ratio
+            ``per_movement`` falls as 1/‖W‖ when BN's weights grow, with no change in the function.
+            This ratio does not; dividing by ‖G_i‖ also removes the overall gradient scale.
     """
 
     layers: list[str]
@@ -81,6 +89,8 @@ class ICS:
     param_norm: np.ndarray | None = None
     lower_step: np.ndarray | None = None
     per_movement: np.ndarray | None = None
+    lower_norm: np.ndarray | None = None
+    relative_per_movement: np.ndarray | None = None
 
 
 def _set_group(params: list[nn.Parameter], values: list[torch.Tensor]) -> None:
@@ -112,8 +122,9 @@ def ics(model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor], lr: float,
         step: the training step, stored in the result.
 
     Returns:
-        an ``ICS`` with per-layer ‖G − G′‖₂, the same relative to ‖G‖₂, cos(G, G′), and the
-        same per unit of lower-layer movement ‖G − G′‖₂ / (lr·‖G_{<i}‖₂), each (K,).
+        an ``ICS`` with per-layer ‖G − G′‖₂, the same relative to ‖G‖₂, cos(G, G′), the same per unit
+        of lower-layer movement ‖G − G′‖₂ / (lr·‖G_{<i}‖₂), and the relative ICS per unit of relative
+        lower-layer movement (lr·‖G_{<i}‖₂ / ‖W_{<i}‖₂), each (K,).
     """
     if not lr > 0:
         raise ValueError(f"lr must be positive, got {lr}")
@@ -161,11 +172,17 @@ def ics(model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor], lr: float,
     w_norm = np.array([float(torch.linalg.vector_norm(torch.cat([p.detach().reshape(-1) for p in params])))
                        for _, params in groups])
     lower_step = lr * np.sqrt(np.concatenate([[0.0], np.cumsum(g_norm ** 2)[:-1]]))
+    lower_norm = np.sqrt(np.concatenate([[0.0], np.cumsum(w_norm ** 2)[:-1]]))
+    relative = diff / np.maximum(g_norm, 1e-30)
     with np.errstate(divide="ignore", invalid="ignore"):
         per_movement = np.where(lower_step > 0, diff / np.where(lower_step > 0, lower_step, 1.0), np.nan)
-    return ICS(layers=names, ics=diff, relative=diff / np.maximum(g_norm, 1e-30),
+        moved = (lower_step > 0) & (lower_norm > 0)
+        relative_move = np.where(moved, lower_step / np.where(moved, lower_norm, 1.0), 1.0)
+        relative_per_movement = np.where(moved, relative / relative_move, np.nan)
+    return ICS(layers=names, ics=diff, relative=relative,
                cos=dots / np.maximum(g_norm * h_norm, 1e-30), grad_norm=g_norm, step=step, param_norm=w_norm,
-               lower_step=lower_step, per_movement=per_movement)
+               lower_step=lower_step, per_movement=per_movement, lower_norm=lower_norm,
+               relative_per_movement=relative_per_movement)
 
 
 def ics_probe(every: int = 100, train_mode: bool = True) -> Callable[[Any], ICS]:
@@ -190,8 +207,8 @@ def stack_ics(records: Sequence[ICS]) -> dict[str, Any]:
     """Stack T ``ICS`` records (one run) into arrays for plotting.
 
     Returns a dict with "layers" (K names), "step" (T,), and "ics", "relative",
-    "cos", "grad_norm", each (T, K); also "param_norm", "lower_step" and "per_movement"
-    (T, K) when every record has them.
+    "cos", "grad_norm", each (T, K); also "param_norm", "lower_step", "per_movement", "lower_norm"
+    and "relative_per_movement" (T, K) when every record has them.
     """
     if len(records) == 0:
         raise ValueError("no ICS records to stack (did the probe run?)")
@@ -203,7 +220,7 @@ def stack_ics(records: Sequence[ICS]) -> dict[str, Any]:
         "cos": np.stack([r.cos for r in records]),
         "grad_norm": np.stack([r.grad_norm for r in records]),
     }
-    for key in ("param_norm", "lower_step", "per_movement"):
+    for key in ("param_norm", "lower_step", "per_movement", "lower_norm", "relative_per_movement"):
         if all(getattr(r, key) is not None for r in records):
             out[key] = np.stack([getattr(r, key) for r in records])
     return out
@@ -215,7 +232,8 @@ def ics_series(histories: Sequence[Any], key: str, probe: str = "ics") -> tuple[
     Args:
         histories: S ``History`` objects whose ``probes[probe]`` holds ``ICS`` records.
         key: "ics", "relative", "cos", "grad_norm", "param_norm", "lower_step",
-            "per_movement" (ICS per unit of lower-layer movement), or "step_size"
+            "per_movement" (ICS per unit of lower-layer movement), "lower_norm",
+            "relative_per_movement" (relative ICS per unit of relative lower-layer movement), or "step_size"
             (lr · ‖G_i‖ / ‖W_i‖, the relative size of layer i's SGD step; uses each run's lr).
         probe: the probe's name in ``fit(..., probes=...)``.
 
@@ -236,7 +254,7 @@ def ics_series(histories: Sequence[Any], key: str, probe: str = "ics") -> tuple[
             st["step_size"] = float(h.config["lr"]) * st["grad_norm"] / np.maximum(st["param_norm"], 1e-30)
         if key not in st or key in ("layers", "step"):
             raise ValueError(f"unknown ICS quantity {key!r}; use ics, relative, cos, grad_norm, param_norm, "
-                             f"lower_step, per_movement or step_size")
+                             f"lower_step, per_movement, lower_norm, relative_per_movement or step_size")
         stacks.append(st)
     n = min(len(st["step"]) for st in stacks)
     return stacks[0]["step"][:n], np.stack([st[key][:n] for st in stacks]), stacks[0]["layers"]

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from bnlab.probes.core import LossOf, _check_loss_of, batch_loss, preserved_state
+from bnlab.probes.core import LossOf, _check_loss_of, batch_loss, check_every, preserved_state
 
 
 
@@ -139,15 +139,14 @@ def landscape_probe(every: int = 100, multipliers: Sequence[float] = DEFAULT_STE
     reads a ``bnlab.train.ProbeContext`` (model, x, y, lr, loss_fn, step) and has an ``every``
     attribute that ``fit`` honours. Stack its records with ``stack_landscapes``.
     """
-    if int(every) < 1:
-        raise ValueError(f"every must be a positive number of steps, got {every}")
+    every = check_every(every)
     mult = tuple(float(c) for c in multipliers)
 
     def probe(ctx: Any) -> Landscape:
         return landscape(ctx.model, batch_loss(ctx.loss_fn, ctx.x, ctx.y), ctx.lr, mult,
                          train_mode=train_mode, step=int(ctx.step))
 
-    probe.every = int(every)  # type: ignore[attr-defined]
+    probe.every = every  # type: ignore[attr-defined]
     return probe
 
 

@@ -178,18 +178,25 @@ class WeightProbe:
             raise ValueError(f"every must be a positive int, got {every}")
         self.every = int(every)
         self.layers = None if layers is None else list(layers)
-        self._last: tuple[int, int, dict[str, torch.Tensor]] | None = None  # (id(model), step, weights)
+        self._last: tuple[int, int, dict[str, torch.Tensor]] | None = None  # (id(model), step, W/‖W‖)
 
     def __call__(self, ctx: Any) -> dict[str, dict[str, float]]:
         weights = _weights(ctx.model, self.layers)
         last = self._last
         fresh = last is None or last[0] != id(ctx.model) or ctx.step <= last[1]
-        out = {}
+        out, units = {}, {}
         for name, w in weights.items():
-            norm = float(w.detach().double().norm())
-            turn = float("nan") if fresh else angle(last[2][name], w)  # type: ignore[index]
+            w64 = w.detach().double().flatten()  # one float64 copy per layer and call (as ``angle`` computes)
+            norm = float(w64.norm())
+            units[name] = w64 / norm
+            if fresh:
+                turn = float("nan")
+            else:
+                x, y = last[2][name], units[name]  # type: ignore[index]
+                dot = float(x @ y)
+                turn = math.atan2(float((x - dot * y).norm()), dot)
             out[name] = {"norm": norm, "effective_lr": ctx.lr / norm ** 2, "angle": turn}
-        self._last = (id(ctx.model), ctx.step, {n: w.detach().clone() for n, w in weights.items()})
+        self._last = (id(ctx.model), ctx.step, units)
         return out
 
     def __getstate__(self) -> dict:

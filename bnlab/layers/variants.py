@@ -26,10 +26,64 @@ from __future__ import annotations
 
 import torch
 
-from bnlab.layers import BatchNorm, _channel_shape, _compute_dtype, _reduce_dims
+from bnlab import arguments as A
+from bnlab.layers._common import _channel_shape, _compute_dtype, _reduce_dims
+from bnlab.layers.batchnorm import BatchNorm, batchnorm_train
 
-__all__ = ["DetachedBatchNorm", "ReestimatedBatchNorm", "FrozenBatchNorm", "MeanOnlyBatchNorm",
+__all__ = ["GhostBatchNorm", "DetachedBatchNorm", "ReestimatedBatchNorm", "FrozenBatchNorm", "MeanOnlyBatchNorm",
            "ScaleOnlyBatchNorm", "VARIANT_KINDS"]
+
+
+class GhostBatchNorm(BatchNorm):
+    """Ghost batch normalization (Hoffer, Hubara & Soudry 2017, §4, Algorithm 1).
+
+    In training mode the batch of N examples is cut into N/v consecutive "ghost"
+    (virtual) batches of v = ``virtual_batch_size`` examples, and each is normalized
+    by its own mean and biased variance: the noise of batch statistics of size v,
+    while the gradient step still averages over all N examples. The running
+    statistics get one update per call, with the ghost batches' mean statistics
+    (the variance unbiased by v/(v−1)). Eval mode is ``BatchNorm``'s (running statistics).
+    v = N is ordinary batch norm.
+
+    Args:
+        num_features, eps, momentum, affine: as ``BatchNorm``.
+        virtual_batch_size: v, examples per ghost batch (≥ 2); N must be a multiple of v.
+
+    Shapes: input (N, C) or (N, C, H, W) (or (N, C, L)); output the same.
+
+    Raises:
+        ValueError: in training, if N is not a multiple of v.
+    """
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1, affine: bool = True,
+                 virtual_batch_size: int = 32) -> None:
+        super().__init__(num_features, eps=eps, momentum=momentum, affine=affine)
+        self.virtual_batch_size = A.integer("virtual_batch_size", virtual_batch_size, minimum=2,
+                                            hint="It is the examples per ghost batch (one example has no variance).")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        v = self.virtual_batch_size
+        if not self.training or x.shape[0] == v:
+            return super().forward(x)
+        self._check_forward(x)
+        n, c = x.shape[0], x.shape[1]
+        if n % v:
+            raise ValueError(f"GhostBatchNorm(virtual_batch_size={v}) got a batch of {n}: the batch must be a "
+                             f"multiple of {v}. Change the batch size or virtual_batch_size.")
+        k = n // v
+        rest = x.shape[2:]
+        # (k·v, C, ...) → (v, k·C, ...): ghost batch j's channels become channels j·C..(j+1)·C − 1,
+        # so one batch-norm call normalizes every ghost batch by its own statistics.
+        xs = x.reshape(k, v, c, *rest).transpose(0, 1).reshape(v, k * c, *rest)
+        weight = None if self.weight is None else self.weight.repeat(k)
+        bias = None if self.bias is None else self.bias.repeat(k)
+        out, mean, var = batchnorm_train(xs, weight, bias, self.eps)
+        m = v * (x.numel() // (n * c))
+        self._update_running(mean.view(k, c).mean(0), var.view(k, c).mean(0), m)
+        return out.reshape(v, k, c, *rest).transpose(0, 1).reshape(x.shape)
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, virtual_batch_size={self.virtual_batch_size}"
 
 
 class _PartialBatchNorm(BatchNorm):
