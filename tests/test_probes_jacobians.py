@@ -127,6 +127,7 @@ def test_orthogonal_linear_network_has_unit_singular_values():
         np.testing.assert_allclose(s, 1.0, atol=1e-6)       # float32 weights: orthogonal to ~1e-7
     np.testing.assert_allclose(spec.median(), 1.0, atol=1e-6)
     np.testing.assert_allclose(spec.rms(), 1.0, atol=1e-6)
+    np.testing.assert_allclose(spec.percentiles((0, 10, 90, 100)), 1.0, atol=1e-6)
     assert spec.layers == ["0→1", "2→3", "4→5"]
 
 
@@ -172,3 +173,19 @@ def test_growth_per_layer_recovers_a_geometric_rate():
         probes.growth_per_layer([1.0])
     with pytest.raises(ValueError, match="positive and finite"):
         probes.growth_per_layer([1.0, 0.0, 2.0])
+
+
+def test_percentiles_pool_examples_and_directions_per_block():
+    torch.manual_seed(8)
+    net = models.mlp(widths=(5, 4), activation="relu", in_features=6, num_classes=3)
+    spec = probes.jacobian_spectra(net, torch.randn(9, 6))
+    p = spec.percentiles((10, 50, 90))
+    assert p.shape == (3, 3)
+    for k, s in enumerate(spec.singular_values):
+        assert s.shape[0] == 9
+        np.testing.assert_allclose(p[k], np.percentile(s.ravel(), [10, 50, 90]))
+        assert p[k, 0] <= p[k, 1] <= p[k, 2]
+    np.testing.assert_allclose(p[:, 1], spec.median())
+    for bad in [(), (50, 101), (-1,)]:
+        with pytest.raises(ValueError, match="percentiles in"):
+            spec.percentiles(bad)

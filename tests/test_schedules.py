@@ -38,6 +38,28 @@ def test_failure_point_first_window_above_threshold_or_flagged_divergence():
         schedules.failure_point(_history([], 1.0), f)
 
 
+def test_a_slow_start_is_not_a_failure():
+    f = schedules.doubling(10)
+    # a plateau at chance (2.31 > ln 10) for 20 steps, then learning (1.0), then a breakdown (5.0) from step 40
+    loss = np.concatenate([np.full(20, 2.31), np.full(20, 1.0), np.full(10, 5.0)])
+    h = _history(loss, 0.1)
+    assert schedules.learning_start(h, window=5) == 21          # mean of steps 17..21 = (3·2.31 + 2)/5 = 1.79 < 2
+    assert schedules.failure_point(h, f, window=5) == (41, pytest.approx(0.1 * 16))   # steps 37..41: (3 + 10)/5
+    # the old rule (every window above ln 10 counts) calls the plateau a failure at step 4
+    assert schedules.failure_point(h, f, window=5, learned_below=None) == (4, pytest.approx(0.1))
+    # a run that never learns and never diverges has no failure point; a divergence always counts
+    flat = _history(np.full(30, 2.31), 1.0)
+    assert schedules.learning_start(flat, window=5) is None
+    step, lr = schedules.failure_point(flat, f, window=5)
+    assert step == 30 and math.isnan(lr)
+    assert schedules.failure_point(_history(np.concatenate([np.full(12, 2.31), [np.inf]]), 1.0, diverged_at=12),
+                                   f, window=5) == (12, 2.0)
+    with pytest.raises(ValueError, match="learned_below"):
+        schedules.failure_point(h, f, learned_below=3.0)
+    with pytest.raises(ValueError, match="window"):
+        schedules.learning_start(h, window=0)
+
+
 def _tiny_data(n: int = 120) -> Dataset:
     g = torch.Generator().manual_seed(0)
     x = torch.rand(n, 1, 28, 28, generator=g)

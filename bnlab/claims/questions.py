@@ -40,7 +40,7 @@ SEED_QUESTIONS: tuple[Question, ...] = (
              ("smoother-landscape", "theorem-4.1-reading", "edge-of-stability", "population-statistics-outliers"),
              "05, 09"),
     Question("BN allows much higher learning rates.", "Ioffe & Szegedy 2015, §3.3; Bjorck et al. 2018",
-             ("higher-lr", "bn-high-lr", "scale-invariance-for-high-lr", "weight-decay-effective-lr"), "06, 08, 09"),
+             ("higher-lr", "lr-main-benefit", "bn-high-lr", "scale-invariance-for-high-lr", "weight-decay-effective-lr"), "06, 08, 09"),
     Question("BN works by normalizing through the gradient: the statistics must be part of the computation the "
              "gradient sees.", "Ioffe & Szegedy 2015, §2", ("section2-drift", "forward-normalization-alone"), "09"),
     Question("BN makes training less sensitive to the initialisation.", "Ioffe & Szegedy 2015, §3.3",

@@ -279,6 +279,21 @@ class JacobianSpectra:
         """(L+1,) root mean square singular value of each block (= ‖J‖_F / √rank-dim), over examples."""
         return np.asarray([float(np.sqrt(np.mean(s ** 2))) for s in self.singular_values])
 
+    def percentiles(self, q: Sequence[float] = (10, 50, 90)) -> np.ndarray:
+        """(L+1, len(q)) percentiles of each block's singular values, pooled over examples and directions.
+
+        Args:
+            q: percentiles in [0, 100], e.g. (10, 50, 90): the spread of the spectrum
+                beside its centre (``median`` is q = 50; ``rms`` weighs the large values).
+
+        Raises:
+            ValueError: ``q`` is empty or has a value outside [0, 100].
+        """
+        qs = np.asarray(q, dtype=np.float64).ravel()
+        if qs.size == 0 or not np.all((qs >= 0) & (qs <= 100)):
+            raise ValueError(f"q must be a non-empty sequence of percentiles in [0, 100], got {q!r}")
+        return np.stack([np.percentile(s, qs) for s in self.singular_values])
+
 
 def jacobian_spectra(model: nn.Module, x: torch.Tensor, statistics: str = "frozen",
                      only: Sequence[int] | None = None, examples: int | None = None) -> JacobianSpectra:
