@@ -12,8 +12,9 @@
 ``--run`` executes the
 notebooks headless in a temporary folder, with checks recorded rather than asserted, so a
 claim that no longer holds shows up as "not reproduced" instead of stopping the run; the
-committed notebooks and results are left as they are. Exit status: 0, or 1 when ``--run``
-finds a verdict that changed.
+committed notebooks and results are left as they are. The table marks a changed verdict, and a
+check that flipped between holding and not while the verdict stayed. Exit status: 0, or 1 when
+``--run`` finds a verdict that changed.
 """
 from __future__ import annotations
 
@@ -93,12 +94,19 @@ def main(argv: list[str] | None = None) -> int:
         ran = {nb.name[:2] for nb in notebooks}
         fresh = scorecard.rows([c for c in claims.CLAIMS if c.notebook in ran], fresh_results)
         pairs = scorecard.compare(committed, fresh)
-        changed = [(a, b) for a, b, ch in pairs if ch]
+        changed = [(a, b) for a, b, _ in pairs if a.verdict != b.verdict]
+        flipped = [(a, b) for a, b, ch in pairs if ch and a.verdict == b.verdict]
         table = [b for _, b, _ in pairs]
         print("\n| nb | claim | committed | fresh | changed |\n|---|---|---|---|---|")
         for a, b, ch in pairs:
-            print(f"| {a.claim.notebook} | {a.claim.id} | {a.verdict} | {b.verdict} | {'CHANGED' if ch else ''} |")
+            before = {r["check"]: r["holds"] for r in a.results}
+            flips = [r["check"] for r in b.results if r["check"] in before and before[r["check"]] != r["holds"]]
+            note = "VERDICT" if a.verdict != b.verdict else f"check flipped: {', '.join(flips)}" if ch else ""
+            print(f"| {a.claim.notebook} | {a.claim.id} | {a.verdict} | {b.verdict} | {note} |")
         print()
+        if flipped:
+            print(f"{len(flipped)} claim(s) kept their verdict but a check flipped between holding and not "
+                  "(quick mode runs fewer seeds and steps than the committed full runs)", file=sys.stderr)
     if args.markdown:
         print(scorecard.to_markdown(table))
     elif args.json:

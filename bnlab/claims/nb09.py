@@ -45,7 +45,7 @@ CLAIMS: tuple[Claim, ...] = (
             Check("gap-std0.01-lr0.5", "worst BN seed − best detached seed, test accuracy with population statistics "
                   "recomputed, init std 0.01, lr 0.5, 1,000 steps (quick: 300)", ">", 0.25, asserted=False),
         ),
-        verdict="supported", explanation="ics",
+        verdict="supported", explanation="learning-rate",
         why="Consistent with Ioffe & Szegedy §2: the detached arm has BN's normalized forward pass (the same layer-input "
             "distributions), yet at lr 2 (init std 0.1) every BN seed beats every detached seed by more than 0.26 with "
             "recomputed population statistics and its training loss (1.3–1.9) stays far above BN's (0.45–0.48), seeds 0–5; "

@@ -68,12 +68,12 @@ class Row:
 
     @property
     def deciding(self) -> str:
-        """The first asserted check (else the first shown one) as ``value (condition)``, for the figure."""
+        """The first asserted check (else the first shown one) as ``name: value (condition)``, for the figure."""
         if not self.results:
             return "—"
         r = next((r for r in self.results if r["asserted"]), self.results[0])
         value = f"{r['value']:.3g}" if isinstance(r["value"], (int, float)) else str(r["value"])
-        return f"{value} ({r['condition']}){'' if r['asserted'] else ', shown'}"
+        return f"{r['check']}: {value} ({r['condition']}){'' if r['asserted'] else ', shown'}"
 
 
 def _seed_text(seeds: Sequence[int]) -> str:
@@ -181,8 +181,8 @@ def plot(table: Sequence[Row], path: str | Path | None = None):
         lines.append(("head", name))
         for r in rows_:
             wrapped = textwrap.wrap(f"{r.claim.notebook} · {r.claim.statement}", 86)
-            lines.append(("row", (r, wrapped)))
-    heights = [0.55 if kind == "head" else 0.26 * max(1, len(p[1])) + 0.14 for kind, p in lines]
+            lines.append(("row", (r, wrapped, textwrap.wrap(r.deciding, 40))))
+    heights = [0.55 if kind == "head" else 0.26 * max(1, len(p[1]), len(p[2])) + 0.14 for kind, p in lines]
     total = sum(heights)
     fig = plt.figure(figsize=(13, 0.42 * total + 1.3))
     ax = fig.add_axes([0.01, 0.7 / (0.42 * total + 1.3), 0.98, 1 - 1.25 / (0.42 * total + 1.3)])
@@ -196,7 +196,7 @@ def plot(table: Sequence[Row], path: str | Path | None = None):
             ax.text(0.0, y + 0.38, payload, fontsize=9.5, fontweight="bold", va="center")
             ax.plot([0, 1], [y + 0.52, y + 0.52], color="0.6", lw=0.6)
         else:
-            r, wrapped = payload
+            r, wrapped, deciding = payload
             mid = y + h / 2
             ax.text(0.005, mid, "\n".join(wrapped), fontsize=7.5, va="center", linespacing=1.15)
             colour = VERDICT_COLORS.get(r.verdict, "#DDDDDD")
@@ -204,13 +204,14 @@ def plot(table: Sequence[Row], path: str | Path | None = None):
                                    lw=0.6, hatch="////" if r.basis == SHOWN_ONLY else None))
             label = r.verdict + (" (shown only)" if r.basis == SHOWN_ONLY else "")
             ax.text(x_verdict + w_verdict / 2, mid, label, ha="center", va="center", fontsize=7.2,
-                    color="white" if r.verdict in _DARK else "black",
-                    bbox=dict(boxstyle="round,pad=0.1", fc=colour, ec="none") if r.basis == SHOWN_ONLY else None)
-            ax.text(x_value, mid, textwrap.fill(r.deciding, 40), fontsize=6.8, va="center", family="monospace")
+                    color="white" if r.verdict in _DARK and r.basis != SHOWN_ONLY else "black",
+                    bbox=dict(boxstyle="round,pad=0.15", fc="white", ec="none", alpha=0.9)
+                    if r.basis == SHOWN_ONLY else None)
+            ax.text(x_value, mid, "\n".join(deciding), fontsize=6.8, va="center", family="monospace")
             ax.text(x_seeds, mid, _seed_text(r.seeds), fontsize=7, va="center")
         y += h
     for x, name in ((0.005, "notebook · claim as its source states it"), (x_verdict, "verdict"),
-                    (x_value, "deciding measurement (condition)"), (x_seeds, "seeds")):
+                    (x_value, "first asserted check: value (condition)"), (x_seeds, "seeds")):
         ax.text(x, -0.12, name, fontsize=8, style="italic", va="bottom")
     fig.suptitle("Why does batch norm work? Every claim the course tests, grouped by the explanation it bears "
                  "on, with the verdict its recorded measurements earn", fontsize=10.5, y=0.997)
