@@ -218,3 +218,93 @@ def test_every_question_of_the_source_texts_points_at_registered_claims():
         assert q.claims, q.text
         for cid in q.claims:
             claims.get(cid)
+
+
+# ---------------------------------------------------------------- where the course repository is
+from bnlab.claims import core  # noqa: E402
+from bnlab.claims import __main__ as claims_cli  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def installed_wheel(tmp_path, monkeypatch):
+    """bnlab as a regular (non-editable) install: the package in a virtualenv's site-packages, outside
+    any checkout; the working directory an empty folder. Returns tmp_path."""
+    site = tmp_path / "venv" / "lib" / "python3.11" / "site-packages"
+    (site / "bnlab" / "claims").mkdir(parents=True)
+    monkeypatch.setattr(core, "__file__", str(site / "bnlab" / "claims" / "core.py"))
+    monkeypatch.delenv("BNLAB_RESULTS", raising=False)
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    return tmp_path
+
+
+def _fake_checkout(folder: Path, name: str = "bnlab") -> Path:
+    (folder / "notebooks").mkdir(parents=True)
+    (folder / "results").mkdir()
+    (folder / "pyproject.toml").write_text(f'[project]\nname = "{name}"\nversion = "0.1.0"\n')
+    return folder
+
+
+def test_in_a_checkout_the_results_are_the_checkouts(monkeypatch, tmp_path):
+    monkeypatch.delenv("BNLAB_RESULTS", raising=False)
+    monkeypatch.chdir(tmp_path)   # the working directory does not matter when the package is in a checkout
+    assert core.repo_root() == REPO
+    assert claims.results_dir() == REPO / "results"
+    assert [p.name[:2] for p in claims_cli._notebooks(["00"])] == ["00"]
+
+
+def test_an_installed_package_finds_the_checkout_above_the_working_directory(installed_wheel, monkeypatch):
+    checkout = _fake_checkout(installed_wheel / "course")
+    (checkout / "notebooks" / "03_training.ipynb").write_text("{}")
+    monkeypatch.chdir(checkout / "notebooks")
+    assert core.repo_root() == checkout.resolve()
+    assert claims.results_dir() == checkout.resolve() / "results"
+    assert claims_cli._notebooks(["03"]) == [checkout.resolve() / "notebooks" / "03_training.ipynb"]
+    other = _fake_checkout(installed_wheel / "other-project", name="something-else")
+    monkeypatch.chdir(other)                       # another project's pyproject.toml is not a checkout
+    with pytest.raises(FileNotFoundError):
+        core.repo_root()
+
+
+def test_the_course_files_without_a_pyproject_count_as_a_checkout(installed_wheel, monkeypatch):
+    course = installed_wheel / "course"
+    (course / "notebooks").mkdir(parents=True)
+    (course / "results").mkdir()
+    monkeypatch.chdir(course / "notebooks")
+    with pytest.raises(FileNotFoundError):        # no notebooks/00_setup.ipynb: not recognised
+        core.repo_root()
+    (course / "notebooks" / "00_setup.ipynb").write_text("{}")
+    assert claims.results_dir() == course.resolve() / "results"
+
+
+def test_bnlab_results_overrides_the_results_folder_even_outside_a_checkout(installed_wheel, monkeypatch):
+    monkeypatch.setenv("BNLAB_RESULTS", str(installed_wheel / "mine"))
+    assert claims.results_dir() == installed_wheel / "mine"
+    assert claims.load_results() == {}
+    monkeypatch.delenv("BNLAB_RESULTS")
+    monkeypatch.chdir(REPO)
+    monkeypatch.setenv("BNLAB_RESULTS", str(installed_wheel / "mine"))
+    assert claims.results_dir() == installed_wheel / "mine"   # ... and inside one
+
+
+def test_outside_a_checkout_the_error_comes_only_when_the_folder_is_needed(installed_wheel, toy, capsys):
+    for needs_the_repository in (core.repo_root, claims.results_dir, claims.load_results,
+                                 lambda: claims_cli._notebooks(None)):
+        with pytest.raises(FileNotFoundError, match="BNLAB_RESULTS") as err:
+            needs_the_repository()
+        assert "pip install -e ." in str(err.value) and "site-packages" in str(err.value)
+    results = installed_wheel / "given"
+    results.mkdir()
+    assert claims_cli.main(["--json", "--results", str(results)]) == 0     # a folder given: nothing to find
+    capsys.readouterr()
+    with pytest.raises(FileNotFoundError, match="BNLAB_RESULTS"):
+        claims_cli.main(["--json", "--results", str(results), "--figure"])   # figures/ of which checkout?
+
+
+def test_the_default_figure_goes_to_the_checkout_found(installed_wheel, toy, monkeypatch, capsys):
+    checkout = _fake_checkout(installed_wheel / "course")
+    monkeypatch.chdir(checkout)
+    assert claims_cli.main(["--json", "--figure"]) == 0
+    assert (checkout / "figures" / "scorecard.png").stat().st_size > 0

@@ -29,13 +29,15 @@ from pathlib import Path
 
 from bnlab import claims
 from bnlab.claims import scorecard
+from bnlab.claims.core import repo_root
 from bnlab.parallel import cpu_count
 
-REPO = Path(__file__).resolve().parents[2]
+_DEFAULT_FIGURE = object()
+"""``--figure`` without a path: figures/scorecard.png in the course repository, found when it is needed."""
 
 
 def _notebooks(selected: list[str] | None) -> list[Path]:
-    have = {p.name[:2]: p for p in sorted((REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"))}
+    have = {p.name[:2]: p for p in sorted((repo_root() / "notebooks").glob("[0-9][0-9]_*.ipynb"))}
     with_claims = sorted({c.notebook for c in claims.CLAIMS if c.checks})
     wanted = selected or with_claims
     unknown = [n for n in wanted if n not in have]
@@ -53,7 +55,7 @@ def _execute(nb: Path, out_dir: Path, results: Path, quick: bool, workers: int) 
     cmd = [sys.executable, "-m", "jupyter", "nbconvert", "--to", "notebook", "--execute", "--inplace",
            "--allow-errors", "--ExecutePreprocessor.kernel_name=python3",
            "--ExecutePreprocessor.timeout=3600", str(copy)]
-    proc = subprocess.run(cmd, cwd=REPO / "notebooks", env=env, capture_output=True, text=True)
+    proc = subprocess.run(cmd, cwd=nb.parent, env=env, capture_output=True, text=True)
     return nb.name, proc.returncode, proc.stderr[-2000:]
 
 
@@ -66,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="with --run: quick mode (a few minutes)")
     ap.add_argument("--notebooks", nargs="+", metavar="NN", help="with --run: only these notebooks")
     ap.add_argument("--results", type=Path, default=None, help="folder of committed results (default results/)")
-    ap.add_argument("--figure", nargs="?", type=Path, const=REPO / "figures" / "scorecard.png", default=None,
+    ap.add_argument("--figure", nargs="?", type=Path, const=_DEFAULT_FIGURE, default=None,
                     metavar="PATH", help="also write the scorecard figure (default path figures/scorecard.png)")
     args = ap.parse_args(argv)
     if (args.quick or args.notebooks) and not args.run:
@@ -114,6 +116,8 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print(scorecard.to_text(table))
     if args.figure is not None:
+        if args.figure is _DEFAULT_FIGURE:
+            args.figure = repo_root() / "figures" / "scorecard.png"
         import matplotlib
         matplotlib.use("Agg")
         scorecard.plot(table, args.figure)

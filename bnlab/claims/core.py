@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -27,7 +28,7 @@ from typing import Any, Mapping, Sequence
 
 from bnlab.runtime import is_quick
 
-__all__ = ["Check", "Claim", "Result", "EXPLANATIONS", "VERDICTS", "OPS", "results_dir"]
+__all__ = ["Check", "Claim", "Result", "EXPLANATIONS", "VERDICTS", "OPS", "repo_root", "results_dir"]
 
 EXPLANATIONS: dict[str, str] = {
     "ics": "Internal covariate shift (Ioffe & Szegedy 2015, §1-2)",
@@ -192,13 +193,65 @@ def _finite_or_str(v: float) -> float | str:
     return v if math.isfinite(v) else str(v)
 
 
+def _is_checkout(folder: Path) -> bool:
+    """Whether ``folder`` is the course's repository: its ``pyproject.toml`` names the project bnlab,
+    or it holds ``results/`` and ``notebooks/00_setup.ipynb`` (the course's files without the package)."""
+    pyproject = folder / "pyproject.toml"
+    if pyproject.is_file():
+        try:
+            text = pyproject.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            text = ""
+        try:
+            import tomllib
+            named = tomllib.loads(text).get("project", {}).get("name")
+        except ImportError:  # Python 3.10: a line name = "bnlab"
+            named = "bnlab" if re.search(r"^name\s*=\s*[\"']bnlab[\"']\s*$", text, re.M) else None
+        except tomllib.TOMLDecodeError:
+            named = None
+        if named == "bnlab":
+            return True
+    return (folder / "results").is_dir() and (folder / "notebooks" / "00_setup.ipynb").is_file()
+
+
+def repo_root() -> Path:
+    """The course's repository: the folder holding ``notebooks/``, ``results/`` and ``figures/``.
+
+    The checkout the package lives in (an editable install, or ``import bnlab`` from the repository
+    root); for a package installed elsewhere (a wheel in site-packages), the nearest checkout at or
+    above the current working directory. A checkout is a folder whose ``pyproject.toml`` names the
+    project bnlab, or one with ``results/`` and ``notebooks/00_setup.ipynb``.
+
+    Raises:
+        FileNotFoundError: bnlab is installed outside a checkout and none is at or above the
+            working directory (the message says how to point bnlab at one).
+    """
+    here = Path(__file__).resolve().parents[2]
+    if _is_checkout(here):
+        return here
+    cwd = Path.cwd().resolve()
+    for folder in (cwd, *cwd.parents):
+        if _is_checkout(folder):
+            return folder
+    raise FileNotFoundError(
+        f"cannot find the bnlab course repository: the package is installed in {here}, outside a "
+        f"checkout, and no checkout (a folder whose pyproject.toml names bnlab) is at or above the working "
+        f"directory {cwd}. Run from inside the course repository, or install bnlab from it with "
+        f"`pip install -e .`; to read or write results elsewhere, set BNLAB_RESULTS to that folder.")
+
+
 def results_dir() -> Path:
-    """Where the committed results files live: ``results/`` at the repository root
-    (override with the environment variable ``BNLAB_RESULTS``)."""
+    """Where the committed results files live: ``results/`` at the repository root (``repo_root()``;
+    override with the environment variable ``BNLAB_RESULTS``).
+
+    Raises:
+        FileNotFoundError: ``BNLAB_RESULTS`` is unset and no course repository can be found (see
+            ``repo_root``).
+    """
     env = os.environ.get("BNLAB_RESULTS")
     if env:
         return Path(env)
-    return Path(__file__).resolve().parents[2] / "results"
+    return repo_root() / "results"
 
 
 def write_json_atomic(path: Path, payload: Mapping[str, Any]) -> None:
