@@ -75,6 +75,14 @@ def mlp(widths: Sequence[int] = (100, 100, 100), activation: str = "sigmoid", no
     injection without normalization, a control) centres nothing, so its Linear keeps the bias.
 
     Shapes: input (N, in_features) or (N, 1, 28, 28); output (N, num_classes).
+
+    Raises:
+        ValueError: an unknown ``activation``, ``init`` or ``norm`` kind; ``placement`` not "before"/"after";
+            ``widths`` not a non-empty sequence of positive ints; ``in_features`` or ``num_classes`` < 1;
+            ``init_std`` <= 0, or given together with ``init``; ``bias`` not None/True/False;
+            ``dropout`` outside [0, 1); ``dropout_layers`` outside 1..L; a bad setting in ``norm_kwargs``.
+        TypeError: ``in_features``/``num_classes`` not ints; ``norm_kwargs`` not a dict, or holding a
+            keyword the norm layer does not take.
     """
     if activation not in ACTIVATIONS:
         raise ValueError(f"unknown activation {activation!r}: choose one of {sorted(ACTIVATIONS)}")
@@ -310,6 +318,12 @@ def deep_linear(depth: int = 25, width: int = 10, bn: bool = False, init_std: fl
         norm_kwargs: extra keyword arguments for each normalization layer.
 
     Shapes: input (N, width), output (N, width).
+
+    Raises:
+        TypeError: ``depth`` or ``width`` is not an int; ``norm_kwargs`` holds a keyword the norm layer
+            does not take.
+        ValueError: ``depth`` or ``width`` < 1, ``init_std`` <= 0, an unknown ``norm`` kind (with ``bn``),
+            or a bad setting in ``norm_kwargs``.
     """
     A.integer("depth", depth, minimum=1, hint="The paper's deep linear network has depth=25.")
     A.integer("width", width, minimum=1, hint="The paper's deep linear network has width=10.")
@@ -334,6 +348,9 @@ def dln_data(n: int = 1000, dim: int = 10, seed: int = 0) -> tuple[torch.Tensor,
 
     Returns:
         x (n, dim), y = x Aᵀ (n, dim), A (dim, dim); float32.
+
+    Raises:
+        ValueError: ``n`` < 2 or ``dim`` < 1.
     """
     if int(n) < 2 or int(dim) < 1:
         raise ValueError(f"need n >= 2 samples and dim >= 1, got n={n}, dim={dim}")
@@ -347,6 +364,9 @@ def dln_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Mean over samples of the squared error ‖pred_i − target_i‖² (summed over outputs).
 
     Shapes: pred (N, D), target (N, D); returns a scalar.
+
+    Raises:
+        ValueError: ``pred`` and ``target`` differ in shape.
     """
     if pred.shape != target.shape:
         raise ValueError(f"pred and target must have the same shape, got {tuple(pred.shape)} and {tuple(target.shape)}")

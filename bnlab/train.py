@@ -80,14 +80,22 @@ class History:
         return float(self.test_acc[-1])
 
     def accuracy_at(self, step: int) -> float:
-        """Test accuracy at the last evaluation at or before ``step``."""
+        """Test accuracy at the last evaluation at or before ``step``.
+
+        Raises:
+            ValueError: no evaluation at or before ``step``.
+        """
         i = int(np.searchsorted(self.steps, step, side="right")) - 1
         if i < 0:
             raise ValueError(f"no evaluation at or before step {step}; evaluated at {self.steps[:5]}...")
         return float(self.test_acc[i])
 
     def probe(self, name: str) -> tuple[np.ndarray, np.ndarray]:
-        """(steps, values) of a probe, values stacked into an array of shape (K, ...)."""
+        """(steps, values) of a probe, values stacked into an array of shape (K, ...).
+
+        Raises:
+            KeyError: the run recorded no probe called ``name``.
+        """
         if name not in self.probes:
             raise KeyError(f"no probe named {name!r}; this run recorded {sorted(self.probes)}")
         return np.asarray(self.probe_steps[name]), np.asarray(self.probes[name])
@@ -115,6 +123,9 @@ def steps_to(steps: np.ndarray, curve: np.ndarray, target: float, window: int = 
         window: > 1 smooths with a trailing mean over the last ``window`` values first
             (the first window − 1 steps are not eligible), so one lucky evaluation does not count.
     Returns: the step (float, so that ``inf`` can mean "never").
+
+    Raises:
+        ValueError: ``steps`` and ``curve`` are not 1-d of the same length, or ``window`` < 1.
     """
     s, c = np.asarray(steps, dtype=float), np.asarray(curve, dtype=float)
     if s.ndim != 1 or s.shape != c.shape:
@@ -135,6 +146,10 @@ def batch_indices(n: int, batch_size: int, steps: int, generator: torch.Generato
     """Yield ``steps`` index batches of size ``batch_size`` from shuffled epochs of range(n).
 
     Each epoch is a fresh permutation; its last incomplete batch is dropped.
+
+    Raises:
+        TypeError: ``n``, ``batch_size`` or ``steps`` is not an int.
+        ValueError: ``batch_size`` < 1, ``steps`` or ``n`` < 0, or ``batch_size`` > ``n``.
     """
     A.integer("batch_size", batch_size, minimum=1)
     A.integer("steps", steps, minimum=0)
@@ -334,6 +349,22 @@ def fit(model: nn.Module | Callable[[], nn.Module], data: Dataset | Sequence[tor
 
     A NaN, infinite or exploded loss stops training (checked every
     ``min(eval_every, 100)`` steps) and sets ``History.diverged``: sweeps keep going. Same seed, same model, same data → identical history on CPU.
+
+    Raises:
+        TypeError: ``model`` is neither an ``nn.Module`` nor a function returning one; ``data`` is not a
+            ``Dataset`` or a 4-tuple of tensors/NumPy arrays, or its inputs are not floats or its labels
+            not integers; an argument of the wrong type (``steps``, ``batch_size``, ``seed``,
+            ``eval_every``, ``probe_every``, ``eval_chunk`` not ints; ``lr``, ``momentum``,
+            ``weight_decay``, ``diverge_above`` not numbers; ``eval_train``/``progress`` not bools;
+            ``probes`` not a dict; ``loss_fn``/``lr_schedule`` not callable; ``weight_decay_params``
+            not a list of names).
+        ValueError: ``steps`` < 0, ``lr`` <= 0, ``batch_size`` < 1 or larger than the training set
+            (or < 2 with batch normalization), ``seed`` outside [0, 2**32 − 1], negative ``momentum``
+            or ``weight_decay``, ``eval_every``/``probe_every``/``eval_chunk`` < 1,
+            ``diverge_above`` <= 0; data of inconsistent shapes or lengths, or negative labels; a model
+            that cannot take the inputs or gives fewer logits than there are classes;
+            ``weight_decay_params`` that match no parameter.
+        RuntimeError: ``device`` asks for CUDA and torch sees no GPU.
     """
     _validate_fit_args(model, steps, lr, batch_size, seed, momentum, weight_decay, eval_every, probes,
                        probe_every, loss_fn, diverge_above, eval_chunk, lr_schedule, eval_train, progress)
@@ -450,7 +481,15 @@ def _seed_list(seeds: Any) -> list[int]:
 def fit_seeds(make_model: Callable[[], nn.Module], data: Dataset, seeds: Iterable[int],
               workers: int | None = None, **kwargs: Any) -> list[History]:
     """``fit`` the model built by ``make_model`` once per seed (init and batch order both seeded),
-    the seeds in parallel worker processes (see ``fit_many``); results in the order of ``seeds``."""
+    the seeds in parallel worker processes (see ``fit_many``); results in the order of ``seeds``.
+
+    Raises:
+        TypeError: ``seeds`` is not an iterable of ints.
+        ValueError: a seed is negative.
+        TypeError/ValueError: a run fails ``fit``'s argument checks (before anything runs).
+        bnlab.parallel.TaskError: a run raised (see ``fit_many``).
+        bnlab.parallel.WorkerDied: a worker was killed by the operating system.
+    """
     seeds = _seed_list(seeds)
     return fit_many([dict(model=make_model, data=data, seed=s, **kwargs) for s in seeds], workers=workers)
 
@@ -603,7 +642,11 @@ def grid(make_model: Callable[..., nn.Module], data: Dataset | Sequence[torch.Te
 
 
 def select(histories: Sequence[History], **settings: Any) -> list[History]:
-    """The histories whose ``config["settings"]`` (from ``grid``) match every given value."""
+    """The histories whose ``config["settings"]`` (from ``grid``) match every given value.
+
+    Raises:
+        ValueError: a history has no ``config["settings"]`` (it does not come from ``fit_many(grid(...))``).
+    """
     out = []
     for h in histories:
         have = h.config.get("settings")
@@ -646,6 +689,12 @@ def fit_full_batch(model: nn.Module | Callable[[], nn.Module], x: torch.Tensor, 
         ``steps`` = [0, T] and ``test_loss`` = the full-batch loss at those steps (there
         is no test set; ``test_acc`` is NaN), ``diverged``/``diverged_at`` when the loss
         became NaN/inf (training stops there), and ``config["final_loss"]``.
+
+    Raises:
+        TypeError: ``steps`` is not an int, ``lr`` not a number, ``x``/``y`` not tensors or NumPy
+            arrays, or ``x`` does not hold floats.
+        ValueError: ``steps`` < 0, ``lr`` <= 0 or not finite, or ``x`` and ``y`` differ in length.
+        RuntimeError: ``device`` asks for CUDA and torch sees no GPU.
     """
     A.integer("steps", steps, minimum=0)
     A.real("lr", lr, minimum=0, strict=True, hint="The learning rate is a positive number such as 0.1.")

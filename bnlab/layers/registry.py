@@ -45,6 +45,10 @@ def make_norm(kind: str, num_features: int, **kwargs) -> nn.Module:
     Kinds: "bn" (bnlab.layers.BatchNorm), "torch_bn" (nn.BatchNorm1d), "ln"
     (bnlab.layers.LayerNorm), "gn" (bnlab.layers.GroupNorm, ``num_groups`` defaults to gcd(C, 32)), and
     the others listed by ``norm_kinds()``. Extra keyword arguments go to the layer.
+
+    Raises:
+        ValueError: an unknown ``kind`` (see ``norm_kinds()``), or a setting the layer refuses.
+        TypeError: a keyword argument the layer does not take, or one of the wrong type.
     """
     if kind in NORM_KINDS:
         try:

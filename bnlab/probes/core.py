@@ -81,6 +81,9 @@ def preserved_state(model: nn.Module) -> Iterator[None]:
     Restores every parameter and buffer (e.g. BN running statistics), every ``.grad``
     (including ``None``), each module's train/eval flag, and the random states of
     torch (CPU and CUDA), NumPy and Python's ``random``.
+
+    Raises:
+        TypeError: ``model`` is not an ``nn.Module``.
     """
     _check_model(model)
     params = [(p, p.detach().clone(), None if p.grad is None else p.grad.detach().clone())
@@ -111,6 +114,9 @@ def batch_loss(loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], x:
     """``model ↦ loss_fn(model(x), y)``: the loss on one fixed batch, as a ``LossOf``.
 
     Shapes: x (B, ...) inputs, y (B, ...) targets; the result is a scalar tensor.
+
+    Raises:
+        TypeError: ``loss_fn`` is not callable, ``x`` is not a float tensor, or ``y`` is not a tensor.
     """
     if not callable(loss_fn):
         raise TypeError(f"loss_fn must be a function loss_fn(logits, y) -> scalar, e.g. "

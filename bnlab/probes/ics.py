@@ -26,6 +26,10 @@ def layer_groups(model: nn.Module) -> list[tuple[str, list[nn.Parameter]]]:
 
     Returns:
         [(name of the Linear/Conv module, [its parameters, then its followers'])].
+
+    Raises:
+        TypeError: ``model`` is not an ``nn.Module``.
+        ValueError: the model has no trainable parameters.
     """
     _check_model(model)
     groups: list[tuple[str, list[nn.Parameter]]] = []
@@ -125,6 +129,12 @@ def ics(model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor], lr: float,
         an ``ICS`` with per-layer ‖G − G′‖₂, the same relative to ‖G‖₂, cos(G, G′), the same per unit
         of lower-layer movement ‖G − G′‖₂ / (lr·‖G_{<i}‖₂), and the relative ICS per unit of relative
         lower-layer movement (lr·‖G_{<i}‖₂ / ‖W_{<i}‖₂), each (K,).
+
+    Raises:
+        TypeError: ``model`` is not an ``nn.Module``; ``batch`` is not a pair (x, y); ``x`` is not a
+            float tensor.
+        ValueError: ``lr`` <= 0; the model has no trainable parameters; ``loss_fn`` does not return
+            a scalar.
     """
     if not lr > 0:
         raise ValueError(f"lr must be positive, got {lr}")
@@ -192,6 +202,9 @@ def ics_probe(every: int = 100, train_mode: bool = True) -> Callable[[Any], ICS]
     deep linear network); the returned function reads a ``bnlab.train.ProbeContext``
     (model, x, y, lr, loss_fn, step) and has an ``every`` attribute that ``fit``
     honours. Stack its records with ``stack_ics``.
+
+    Raises:
+        ValueError: ``every`` < 1.
     """
     if int(every) < 1:
         raise ValueError(f"every must be a positive number of steps, got {every}")
@@ -209,6 +222,9 @@ def stack_ics(records: Sequence[ICS]) -> dict[str, Any]:
     Returns a dict with "layers" (K names), "step" (T,), and "ics", "relative",
     "cos", "grad_norm", each (T, K); also "param_norm", "lower_step", "per_movement", "lower_norm"
     and "relative_per_movement" (T, K) when every record has them.
+
+    Raises:
+        ValueError: ``records`` is empty.
     """
     if len(records) == 0:
         raise ValueError("no ICS records to stack (did the probe run?)")
@@ -240,6 +256,10 @@ def ics_series(histories: Sequence[Any], key: str, probe: str = "ics") -> tuple[
     Returns:
         steps (T,), values (S, T, K) and the K layer names; runs of different length
         are cut to the shortest (T probe steps).
+
+    Raises:
+        ValueError: no histories; a run without the probe ``probe``; an unknown ``key``; "step_size"
+            asked of records without ``param_norm``.
     """
     if len(histories) == 0:
         raise ValueError("no histories given")

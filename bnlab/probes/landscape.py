@@ -99,6 +99,11 @@ def landscape(model: nn.Module, loss_of: LossOf, lr: float,
 
     Returns:
         a ``Landscape`` (losses (K,), gradient changes (K,), and the derived measures).
+
+    Raises:
+        TypeError: ``loss_of`` is not callable, or ``model`` is not an ``nn.Module``.
+        ValueError: ``lr`` <= 0; ``multipliers`` empty or not all positive; the model has no
+            trainable parameters; ``loss_of`` does not return a scalar.
     """
     if not lr > 0:
         raise ValueError(f"lr must be positive, got {lr}")
@@ -138,6 +143,10 @@ def landscape_probe(every: int = 100, multipliers: Sequence[float] = DEFAULT_STE
     ``fit(..., probes={"landscape": landscape_probe(every=100)})``; the returned function
     reads a ``bnlab.train.ProbeContext`` (model, x, y, lr, loss_fn, step) and has an ``every``
     attribute that ``fit`` honours. Stack its records with ``stack_landscapes``.
+
+    Raises:
+        TypeError: ``every`` is not an int.
+        ValueError: ``every`` < 1.
     """
     every = check_every(every)
     mult = tuple(float(c) for c in multipliers)
@@ -156,6 +165,9 @@ def stack_landscapes(records: Sequence[Landscape]) -> dict[str, np.ndarray]:
     Returns a dict with "step" (T,), "etas" (K,), "loss" (T,), "losses" (T, K), "grad_norm" (T,),
     "grad_change" (T, K), "relative_grad_change" (T, K), "beta" (T, K), and the per-step
     summaries "loss_range", "predictiveness", "relative_predictiveness", "beta_smoothness" (T,).
+
+    Raises:
+        ValueError: ``records`` is empty.
     """
     if len(records) == 0:
         raise ValueError("no landscape records to stack")
