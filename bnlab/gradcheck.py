@@ -35,6 +35,10 @@ def numerical_gradient(f: Callable[[np.ndarray], np.ndarray], x: np.ndarray, dou
 
     Returns:
         grad: same shape as ``x``.
+
+    Raises:
+        ValueError: ``x`` is not a floating-point NumPy array, ``h`` <= 0, ``order`` is not 2 or 4, or
+            ``f(x)`` does not have the shape of ``dout``.
     """
     if not isinstance(x, np.ndarray) or not np.issubdtype(x.dtype, np.floating):
         raise ValueError("x must be a floating-point numpy array (it is perturbed in place).")
@@ -75,6 +79,9 @@ def rel_error(a: Any, b: Any) -> float:
 
     Returns:
         a float; below ~1e-7 in float64 means "the same up to round-off".
+
+    Raises:
+        ValueError: ``a`` and ``b`` differ in shape.
     """
     a = np.asarray(a, dtype=np.float64)
     b = np.asarray(b, dtype=np.float64)
@@ -138,6 +145,10 @@ def check_gradients(fn: Callable[..., tuple[np.ndarray, Any]], inputs: Mapping[s
 
     Returns:
         a ``GradientReport`` (``.passed``, ``.worst``, ``.worst_name``, ``.errors``).
+
+    Raises:
+        ValueError: ``backward`` returns one gradient too many or too few, or an output or gradient
+            shape does not match (see ``numerical_gradient``, ``rel_error``).
     """
     if isinstance(inputs, Mapping):
         names = list(inputs)
@@ -179,6 +190,9 @@ def time_backward(backwards: Mapping[str, Callable[[np.ndarray, Any], Any]],
 
     Returns:
         name → (len(shapes),) array of median seconds per call.
+
+    Raises:
+        ValueError: ``repeats`` < 1.
     """
     if repeats < 1:
         raise ValueError(f"repeats must be >= 1, got {repeats}.")

@@ -21,6 +21,9 @@ def is_quick() -> bool:
     Quick mode (``BNLAB_QUICK=1``, set by the tests) shrinks step counts and
     sweeps so each notebook runs in well under two minutes on two CPU cores.
     Unset, notebooks run the paper-faithful full experiment.
+
+    Raises:
+        ValueError: ``BNLAB_QUICK`` holds a value other than 1/0 (or true/false, yes/no, on/off).
     """
     value = os.environ.get("BNLAB_QUICK", "").strip().lower()
     if value in _TRUE:
@@ -34,7 +37,11 @@ def is_quick() -> bool:
 
 
 def quick(full: T, quick: T) -> T:
-    """Pick a run-size knob by mode: ``STEPS = bnlab.quick(full=50_000, quick=1_000)``."""
+    """Pick a run-size knob by mode: ``STEPS = bnlab.quick(full=50_000, quick=1_000)``.
+
+    Raises:
+        ValueError: ``BNLAB_QUICK`` is not understood (see ``is_quick``).
+    """
     return quick if is_quick() else full
 
 
@@ -65,7 +72,12 @@ def preserved_rng() -> Iterator[None]:
 
 
 def resolve_device(device: str | torch.device = "cpu") -> torch.device:
-    """Turn ``"auto"`` into ``cuda`` when a GPU is visible, else ``cpu``."""
+    """Turn ``"auto"`` into ``cuda`` when a GPU is visible, else ``cpu``.
+
+    Raises:
+        RuntimeError: a CUDA device is asked for and torch sees no GPU, or ``device`` is not a
+            device torch knows.
+    """
     if isinstance(device, torch.device):
         return device
     if device == "auto":

@@ -23,6 +23,9 @@ def corrupt(x: torch.Tensor, kind: str, severity: float, seed: int = 0) -> torch
             generator seeded with ``seed`` (same seed, same noise; the global RNG is not touched).
 
     Shapes: (N, ...) in, the same out.
+
+    Raises:
+        ValueError: an unknown ``kind``, or a negative ``severity`` for "contrast" or "gaussian_noise".
     """
     if kind == "brightness":
         return (x + severity).clamp(0.0, 1.0)

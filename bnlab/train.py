@@ -364,7 +364,7 @@ def fit(model: nn.Module | Callable[[], nn.Module], data: Dataset | Sequence[tor
             ``diverge_above`` <= 0; data of inconsistent shapes or lengths, or negative labels; a model
             that cannot take the inputs or gives fewer logits than there are classes;
             ``weight_decay_params`` that match no parameter.
-        RuntimeError: ``device`` asks for CUDA and torch sees no GPU.
+        RuntimeError: ``device`` asks for CUDA and torch sees no GPU (see ``resolve_device``).
     """
     _validate_fit_args(model, steps, lr, batch_size, seed, momentum, weight_decay, eval_every, probes,
                        probe_every, loss_fn, diverge_above, eval_chunk, lr_schedule, eval_train, progress)
@@ -694,7 +694,7 @@ def fit_full_batch(model: nn.Module | Callable[[], nn.Module], x: torch.Tensor, 
         TypeError: ``steps`` is not an int, ``lr`` not a number, ``x``/``y`` not tensors or NumPy
             arrays, or ``x`` does not hold floats.
         ValueError: ``steps`` < 0, ``lr`` <= 0 or not finite, or ``x`` and ``y`` differ in length.
-        RuntimeError: ``device`` asks for CUDA and torch sees no GPU.
+        RuntimeError: ``device`` asks for CUDA and torch sees no GPU (see ``resolve_device``).
     """
     A.integer("steps", steps, minimum=0)
     A.real("lr", lr, minimum=0, strict=True, hint="The learning rate is a positive number such as 0.1.")

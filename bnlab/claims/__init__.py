@@ -47,7 +47,11 @@ def get(claim_id: str) -> Claim:
 
 
 def threshold(claim_id: str, check_name: str) -> Any:
-    """The bound a check asserts (a float, or (low, high) for 'between')."""
+    """The bound a check asserts (a float, or (low, high) for 'between').
+
+    Raises:
+        KeyError: the claim or check is not registered.
+    """
     return get(claim_id).check(check_name).threshold
 
 
@@ -106,12 +110,22 @@ def _record_only() -> bool:
 
 def show(claim_id: str, check_name: str, value: float, per_seed: Mapping[Any, float] | None = None,
          seeds: Sequence[int] | None = None, note: str = "") -> Result:
-    """Record a finding that is shown, not asserted (its check is registered with ``asserted=False``)."""
+    """Record a finding that is shown, not asserted (its check is registered with ``asserted=False``).
+
+    Raises:
+        KeyError: the claim or check is not registered.
+        ValueError: the check is registered as asserted (call ``check``).
+        TypeError: ``value`` is not one number.
+    """
     return _record(claim_id, check_name, value, per_seed, seeds, note, assert_it=False)
 
 
 def recorded(notebook: str | None = None) -> list[Result]:
-    """The results recorded in this process so far (optionally of one notebook)."""
+    """The results recorded in this process so far (optionally of one notebook).
+
+    Raises:
+        KeyError: a recorded result names a claim that is not registered.
+    """
     return [r for r in _RECORDED if notebook is None or get(r.claim).notebook == notebook]
 
 
@@ -126,7 +140,11 @@ def save(notebook: str, settings: Mapping[str, Any] | None = None, seeds: Sequen
 
     In quick mode nothing is written (the committed file holds the full run's numbers)
     unless ``force`` or ``BNLAB_RESULTS`` names another folder; returns the path written, or None.
-    Raises ValueError if a registered asserted check of this notebook was not recorded.
+
+    Raises:
+        ValueError: a registered check of this notebook was not recorded in this run.
+        FileNotFoundError: no ``folder``, ``BNLAB_RESULTS`` unset and no course repository found
+            (see ``core.repo_root``).
     """
     mine = recorded(notebook)
     missing = [f"{c.id} · {k.name}" for c in CLAIMS if c.notebook == notebook for k in c.checks
@@ -145,7 +163,12 @@ def save(notebook: str, settings: Mapping[str, Any] | None = None, seeds: Sequen
 
 
 def load_results(folder: str | Path | None = None) -> dict[str, dict[str, Any]]:
-    """The committed results: notebook → {"run": metadata, "results": [result dicts]}."""
+    """The committed results: notebook → {"run": metadata, "results": [result dicts]}.
+
+    Raises:
+        FileNotFoundError: no ``folder``, ``BNLAB_RESULTS`` unset and no course repository found
+            (see ``core.repo_root``).
+    """
     path = Path(folder) if folder is not None else results_dir()
     out = {}
     for f in sorted(path.glob("[0-9][0-9].json")):

@@ -76,6 +76,10 @@ class Check:
         threshold: the bound (for ``"between"`` a pair (low, high); for ``"near"`` the tolerance).
         target: the centre for ``"near"``.
         asserted: False for a finding that is shown, not asserted (the notebook calls ``show``).
+
+    Raises:
+        ValueError: ``op`` is not one of ``OPS``; "between" without a (low, high) threshold; "near"
+            without a target.
     """
 
     name: str

@@ -28,6 +28,10 @@ def batch_statistics(values: torch.Tensor, m: int, num_batches: int = 2000, seed
 
     Returns:
         means, variances: each (num_batches,) or (num_batches, C) (float64).
+
+    Raises:
+        TypeError: ``values`` is not a torch tensor, or ``m``/``num_batches`` not an int.
+        ValueError: ``m`` < 2 or ``num_batches`` < 1.
     """
     if m < 2:
         raise ValueError(f"m must be >= 2 (one value has no batch variance), got {m}")
@@ -51,7 +55,11 @@ def batch_statistics(values: torch.Tensor, m: int, num_batches: int = 2000, seed
 
 
 def batch_mean_std(std: float | np.ndarray, m: int | np.ndarray) -> np.ndarray:
-    """Standard deviation of the mean of m i.i.d. values of standard deviation σ: σ/√m."""
+    """Standard deviation of the mean of m i.i.d. values of standard deviation σ: σ/√m.
+
+    Raises:
+        ValueError: a batch size ``m`` < 1.
+    """
     if np.any(np.asarray(m) < 1):
         raise ValueError(f"m is a batch size and must be >= 1, got {m}.")
     return np.asarray(std, dtype=float) / np.sqrt(np.asarray(m, dtype=float))
@@ -64,6 +72,9 @@ def batch_variance_std(var: float | np.ndarray, kurtosis: float | np.ndarray, m:
     sample variance s² has Var(s²) = σ⁴ (κ/m − (m−3)/(m(m−1))) (the classical variance of the sample variance), and
     σ_B² = (m−1)/m · s², so std(σ_B²) = (m−1)/m · σ² √(κ/m − (m−3)/(m(m−1))). For large m this
     is σ² √((κ−1)/m): heavier tails (larger κ) make the variance noisier.
+
+    Raises:
+        ValueError: a batch size ``m`` < 2.
     """
     m = np.asarray(m, dtype=float)
     if np.any(m < 2):
@@ -80,6 +91,9 @@ def dropout_variance_ratio(mean: float | np.ndarray, var: float | np.ndarray, ke
     (p the *keep* probability; ``nn.Dropout(q)`` has q = 1 − p), and y = x at test time. Then
     Var_train(y) = E[a²x²]/p² − c² = (c² + v)/p − c² and Var_test(y) = v, so the ratio is
     ((c² + v)/p − c²)/v: 1/p for a zero-mean unit, larger for units with c² ≫ v (after a ReLU).
+
+    Raises:
+        ValueError: ``keep`` outside (0, 1].
     """
     if not 0 < keep <= 1:
         raise ValueError(f"keep is the keep probability p = 1 − drop probability, in (0, 1]; got {keep}")
@@ -108,6 +122,9 @@ def dropout_variance_shift(model: torch.nn.Module, x: torch.Tensor, dropout: str
         ``next_var_test``, ``next_var_train``: variance of each unit entering ``after``,
         dropout off and on;
         and ``keep``: the keep probability p = 1 − q (a float).
+
+    Raises:
+        ValueError: the model has no module ``dropout`` or ``after``, or ``dropout`` is not an ``nn.Dropout``.
     """
     from bnlab.probes.core import _modules_by_name, preserved_state
 

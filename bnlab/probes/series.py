@@ -11,6 +11,9 @@ def drift(series: np.ndarray) -> np.ndarray:
 
     Args: series (K, ...) e.g. the median input of every unit at K probe steps, (K, C).
     Returns: (...) e.g. (C,) one drift per unit.
+
+    Raises:
+        ValueError: ``series`` has no step along axis 0.
     """
     s = np.asarray(series, dtype=float)
     if s.ndim == 0 or s.shape[0] == 0:
@@ -26,6 +29,9 @@ def jitter(series: np.ndarray) -> np.ndarray:
 
     Args: series (K, ...) e.g. the median input of every unit at K ≥ 2 probe steps, (K, C).
     Returns: (...) e.g. (C,) one mean step-to-step change per unit.
+
+    Raises:
+        ValueError: ``series`` has fewer than two steps along axis 0.
     """
     s = np.asarray(series, dtype=float)
     if s.ndim == 0 or s.shape[0] < 2:
@@ -44,6 +50,10 @@ def unit_drifts(steps: np.ndarray, percentiles: np.ndarray, upto: int | None = N
         upto: last step included (None = all probes).
         which: index into the P percentiles (1 = the median of the default 15/50/85).
     Returns: (C,) ``drift`` of that percentile of each unit.
+
+    Raises:
+        ValueError: ``steps`` is not (K,) with ``percentiles`` (K, P, C); ``which`` is not a recorded
+            percentile; no probe at or before ``upto``.
     """
     s, p = np.asarray(steps), np.asarray(percentiles, dtype=float)
     if p.ndim != 3 or s.shape != (p.shape[0],):
@@ -61,6 +71,9 @@ def typical_unit(drifts: np.ndarray) -> int:
 
     Args: drifts (C,) e.g. from ``unit_drifts``. For even C, the upper of the two middle units.
     Returns: the unit index (ties broken by a stable sort, so the result is deterministic).
+
+    Raises:
+        ValueError: ``drifts`` is not a non-empty 1-d array.
     """
     d = np.asarray(drifts, dtype=float)
     if d.ndim != 1 or len(d) == 0:
@@ -81,6 +94,10 @@ def window_means(steps: Sequence[int], values: Sequence[float], checkpoints: Seq
 
     Returns:
         (C,) the means; a ValueError if a window holds no probe.
+
+    Raises:
+        ValueError: ``steps`` and ``values`` are not 1-d of the same length, ``window`` <= 0, or a
+            window holds no probe.
     """
     steps_a, values_a = np.asarray(steps), np.asarray(values, dtype=float)
     if steps_a.shape != values_a.shape or steps_a.ndim != 1:
