@@ -230,7 +230,13 @@ def _check_backward(name: str, student: Callable[..., Any], forward: Callable[..
 
 
 def batchnorm_forward(student_fn: Callable[..., Any], tol: float = TOL, verbose: bool = True) -> CheckResult:
-    """Check ``student_fn(x, gamma, beta, eps) -> (out, cache)`` against ``functional.batchnorm_forward``."""
+    """Check ``student_fn(x, gamma, beta, eps) -> (out, cache)`` against ``functional.batchnorm_forward``.
+
+    Raises:
+        TypeError: ``student_fn`` is not callable (pass the function, not its result).
+        ValueError: ``tol`` not in (0, 1); ``student_fn`` returns something NumPy cannot read as numbers
+            (a ragged list, strings). An exception inside ``student_fn`` gives a FAIL verdict, not an error.
+    """
     _check_tol(tol)
     return _check_forward("batchnorm_forward", student_fn, F.batchnorm_forward, lambda d: (1e-5,), tol, verbose)
 
@@ -245,6 +251,12 @@ def batchnorm_backward(student_fn: Callable[..., Any], forward: Callable[..., An
             reads; default ``bnlab.functional.batchnorm_forward``.
         tol: largest relative error that passes.
         verbose: print the verdict.
+
+    Raises:
+        TypeError: ``student_fn`` or ``forward`` is not callable (pass the function, not its result).
+        ValueError: ``tol`` not in (0, 1); ``student_fn`` returns something NumPy cannot read as numbers
+            (a ragged list, strings). An exception inside ``student_fn`` or ``forward`` gives a FAIL
+            verdict, not an error.
     """
     return _check_backward("batchnorm_backward", student_fn, forward or F.batchnorm_forward,
                            F.batchnorm_forward, F.batchnorm_backward, tol, verbose)
@@ -252,7 +264,14 @@ def batchnorm_backward(student_fn: Callable[..., Any], forward: Callable[..., An
 
 def batchnorm_backward_alt(student_fn: Callable[..., Any], forward: Callable[..., Any] | None = None,
                            tol: float = TOL, verbose: bool = True) -> CheckResult:
-    """Check a simplified (closed-form) batch-norm backward pass; same contract as ``batchnorm_backward``."""
+    """Check a simplified (closed-form) batch-norm backward pass; same contract as ``batchnorm_backward``.
+
+    Raises:
+        TypeError: ``student_fn`` or ``forward`` is not callable (pass the function, not its result).
+        ValueError: ``tol`` not in (0, 1); ``student_fn`` returns something NumPy cannot read as numbers
+            (a ragged list, strings). An exception inside ``student_fn`` or ``forward`` gives a FAIL
+            verdict, not an error.
+    """
     return _check_backward("batchnorm_backward_alt", student_fn, forward or F.batchnorm_forward,
                            F.batchnorm_forward, F.batchnorm_backward_alt, tol, verbose)
 
@@ -281,6 +300,11 @@ def batchnorm_backward_nodes(student_fn: Callable[..., Any], forward: Callable[.
 
     Returns:
         a ``CheckResult`` whose ``worst_output`` is the first wrong node (or the worst one on a pass).
+
+    Raises:
+        TypeError: ``student_fn`` or ``forward`` is not callable (pass the function, not its result).
+        ValueError: ``tol`` not in (0, 1); a node gradient NumPy cannot read as numbers (strings).
+            An exception inside ``student_fn`` or ``forward`` gives a FAIL verdict, not an error.
     """
     name = "batchnorm_backward_nodes"
     _check_callable(student_fn, "student_fn")
@@ -327,7 +351,13 @@ def batchnorm_backward_nodes(student_fn: Callable[..., Any], forward: Callable[.
 
 
 def batchnorm_inference(student_fn: Callable[..., Any], tol: float = TOL, verbose: bool = True) -> CheckResult:
-    """Check ``student_fn(x, gamma, beta, running_mean, running_var, eps) -> out`` (Algorithm 2)."""
+    """Check ``student_fn(x, gamma, beta, running_mean, running_var, eps) -> out`` (Algorithm 2).
+
+    Raises:
+        TypeError: ``student_fn`` is not callable (pass the function, not its result).
+        ValueError: ``tol`` not in (0, 1); ``student_fn`` returns something NumPy cannot read as numbers
+            (a ragged list, strings). An exception inside ``student_fn`` gives a FAIL verdict, not an error.
+    """
     def stats(d: int) -> tuple:
         rng = np.random.default_rng(100 + d)
         return rng.standard_normal(d), rng.uniform(0.5, 4.0, d), 1e-5
@@ -336,14 +366,27 @@ def batchnorm_inference(student_fn: Callable[..., Any], tol: float = TOL, verbos
 
 
 def layernorm_forward(student_fn: Callable[..., Any], tol: float = TOL, verbose: bool = True) -> CheckResult:
-    """Check ``student_fn(x, gamma, beta, eps) -> (out, cache)`` against ``functional.layernorm_forward``."""
+    """Check ``student_fn(x, gamma, beta, eps) -> (out, cache)`` against ``functional.layernorm_forward``.
+
+    Raises:
+        TypeError: ``student_fn`` is not callable (pass the function, not its result).
+        ValueError: ``tol`` not in (0, 1); ``student_fn`` returns something NumPy cannot read as numbers
+            (a ragged list, strings). An exception inside ``student_fn`` gives a FAIL verdict, not an error.
+    """
     _check_tol(tol)
     return _check_forward("layernorm_forward", student_fn, F.layernorm_forward, lambda d: (1e-5,), tol, verbose)
 
 
 def layernorm_backward(student_fn: Callable[..., Any], forward: Callable[..., Any] | None = None,
                        tol: float = TOL, verbose: bool = True) -> CheckResult:
-    """Check ``student_fn(dout, cache) -> (dx, dgamma, dbeta)`` for layer norm (see ``batchnorm_backward``)."""
+    """Check ``student_fn(dout, cache) -> (dx, dgamma, dbeta)`` for layer norm (see ``batchnorm_backward``).
+
+    Raises:
+        TypeError: ``student_fn`` or ``forward`` is not callable (pass the function, not its result).
+        ValueError: ``tol`` not in (0, 1); ``student_fn`` returns something NumPy cannot read as numbers
+            (a ragged list, strings). An exception inside ``student_fn`` or ``forward`` gives a FAIL
+            verdict, not an error.
+    """
     return _check_backward("layernorm_backward", student_fn, forward or F.layernorm_forward,
                            F.layernorm_forward, F.layernorm_backward, tol, verbose)
 
@@ -356,6 +399,11 @@ def update_running_stats(student_fn: Callable[..., Any], tol: float = TOL, verbo
     the running mean and variance after every update. A failure that matches one
     of the two common slips is named: momentum used as the weight of the old value
     (CS231n's convention, not torch's) and the biased batch variance (no m/(m−1)).
+
+    Raises:
+        TypeError: ``student_fn`` is not callable (pass the function, not its result).
+        ValueError: ``tol`` not in (0, 1); ``student_fn`` returns something NumPy cannot read as numbers
+            (a ragged list, strings). An exception inside ``student_fn`` gives a FAIL verdict, not an error.
     """
     _check_callable(student_fn, "student_fn")
     _check_tol(tol)
@@ -413,6 +461,11 @@ def spatial_batchnorm_forward(student_fn: Callable[..., Any], tol: float = TOL, 
     Compares with ``functional.spatial_batchnorm_forward`` (per-channel statistics over
     N·H·W values, as ``nn.BatchNorm2d``) on the shapes in ``SPATIAL_SHAPES``: one image,
     one channel, 1×1 feature maps and an ordinary batch.
+
+    Raises:
+        TypeError: ``student_fn`` is not callable (pass the function, not its result).
+        ValueError: ``tol`` not in (0, 1); ``student_fn`` returns something NumPy cannot read as numbers
+            (a ragged list, strings). An exception inside ``student_fn`` gives a FAIL verdict, not an error.
     """
     _check_tol(tol)
     return _check_forward("spatial_batchnorm_forward", student_fn, F.spatial_batchnorm_forward, lambda c: (1e-5,),
@@ -426,6 +479,12 @@ def spatial_batchnorm_backward(student_fn: Callable[..., Any], forward: Callable
     Against ``functional.spatial_batchnorm_backward`` and finite differences of
     ``functional.spatial_batchnorm_forward``; ``forward`` is the function whose cache
     ``student_fn`` reads (default ``functional.spatial_batchnorm_forward``).
+
+    Raises:
+        TypeError: ``student_fn`` or ``forward`` is not callable (pass the function, not its result).
+        ValueError: ``tol`` not in (0, 1); ``student_fn`` returns something NumPy cannot read as numbers
+            (a ragged list, strings). An exception inside ``student_fn`` or ``forward`` gives a FAIL
+            verdict, not an error.
     """
     return _check_backward("spatial_batchnorm_backward", student_fn, forward or F.spatial_batchnorm_forward,
                            F.spatial_batchnorm_forward, F.spatial_batchnorm_backward, tol, verbose,
@@ -436,7 +495,11 @@ def spatial_batchnorm_backward(student_fn: Callable[..., Any], forward: Callable
 
 def groupnorm_groups(d: int) -> int:
     """The number of groups the group-norm checkers use for D features: 4 when 4 divides D
-    (groups of several features, the interesting case), else D > 1 (one feature per group), else 1."""
+    (groups of several features, the interesting case), else D > 1 (one feature per group), else 1.
+
+    Raises:
+        ValueError: ``d`` is not a positive int (bools included).
+    """
     if isinstance(d, bool) or not isinstance(d, int) or d < 1:
         raise ValueError(f"d is the number of features, a positive int; got {d!r}.")
     return 4 if d % 4 == 0 else d
@@ -444,7 +507,13 @@ def groupnorm_groups(d: int) -> int:
 
 def groupnorm_forward(student_fn: Callable[..., Any], tol: float = TOL, verbose: bool = True) -> CheckResult:
     """Check ``student_fn(x, gamma, beta, num_groups, eps) -> (out, cache)`` against
-    ``functional.groupnorm_forward`` (Wu & He 2018); ``num_groups`` is ``groupnorm_groups(D)``."""
+    ``functional.groupnorm_forward`` (Wu & He 2018); ``num_groups`` is ``groupnorm_groups(D)``.
+
+    Raises:
+        TypeError: ``student_fn`` is not callable (pass the function, not its result).
+        ValueError: ``tol`` not in (0, 1); ``student_fn`` returns something NumPy cannot read as numbers
+            (a ragged list, strings). An exception inside ``student_fn`` gives a FAIL verdict, not an error.
+    """
     _check_tol(tol)
     return _check_forward("groupnorm_forward", student_fn, F.groupnorm_forward,
                           lambda d: (groupnorm_groups(d), 1e-5), tol, verbose)
@@ -453,7 +522,14 @@ def groupnorm_forward(student_fn: Callable[..., Any], tol: float = TOL, verbose:
 def groupnorm_backward(student_fn: Callable[..., Any], forward: Callable[..., Any] | None = None,
                        tol: float = TOL, verbose: bool = True) -> CheckResult:
     """Check ``student_fn(dout, cache) -> (dx, dgamma, dbeta)`` for group norm (see ``batchnorm_backward``);
-    ``forward(x, gamma, beta, num_groups)`` defaults to ``functional.groupnorm_forward``."""
+    ``forward(x, gamma, beta, num_groups)`` defaults to ``functional.groupnorm_forward``.
+
+    Raises:
+        TypeError: ``student_fn`` or ``forward`` is not callable (pass the function, not its result).
+        ValueError: ``tol`` not in (0, 1); ``student_fn`` returns something NumPy cannot read as numbers
+            (a ragged list, strings). An exception inside ``student_fn`` or ``forward`` gives a FAIL
+            verdict, not an error.
+    """
     return _check_backward("groupnorm_backward", student_fn, forward or F.groupnorm_forward,
                            F.groupnorm_forward, F.groupnorm_backward, tol, verbose,
                            extra=lambda d: (groupnorm_groups(d),))
