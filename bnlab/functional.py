@@ -242,6 +242,12 @@ def batchnorm_backward_nodes(dout: np.ndarray, cache: Cache) -> dict[str, np.nda
     Returns:
         dict with the keys of ``BACKWARD_NODES``: the total derivative of ℓ with respect to
         that node's value, of the node's shape ((N, D) for x, xc, xhat; (D,) for the others).
+
+    Raises:
+        ValueError: ``cache`` is not the dict ``batchnorm_forward`` returns (e.g. another forward's);
+            ``dout`` not of x's shape, not floating point, or holding NaN/inf.
+        KeyError: a hand-made cache without a node this pass reads (e.g. ``gamma``).
+        IndexError: a hand-made cache whose ``x`` has fewer than 2 dimensions.
     """
     dout = _check_dout(dout, cache, "batchnorm_backward_nodes")
     xc, std, inv_std, xhat, gamma = cache["xc"], cache["std"], cache["inv_std"], cache["xhat"], cache["gamma"]
@@ -278,6 +284,12 @@ def batchnorm_backward(dout: np.ndarray, cache: Cache) -> tuple[np.ndarray, np.n
 
     Returns:
         dx (N, D), dgamma (D,), dbeta (D,).
+
+    Raises:
+        ValueError: ``cache`` is not the dict ``batchnorm_forward`` returns (e.g. another forward's);
+            ``dout`` not of x's shape, not floating point, or holding NaN/inf.
+        KeyError: a hand-made cache without a node this pass reads (e.g. ``gamma``).
+        IndexError: a hand-made cache whose ``x`` has fewer than 2 dimensions.
     """
     g = batchnorm_backward_nodes(dout, cache)
     return g["x"], g["gamma"], g["beta"]
@@ -299,6 +311,12 @@ def batchnorm_backward_alt(dout: np.ndarray, cache: Cache) -> tuple[np.ndarray, 
 
     Returns:
         dx (N, D), dgamma (D,), dbeta (D,).
+
+    Raises:
+        ValueError: ``cache`` is not the dict ``batchnorm_forward`` returns (e.g. another forward's);
+            ``dout`` not of x's shape, not floating point, or holding NaN/inf.
+        KeyError: a hand-made cache without a node this pass reads (e.g. ``gamma``).
+        IndexError: a hand-made cache whose ``x`` has fewer than 2 dimensions.
     """
     dout = _check_dout(dout, cache, "batchnorm_backward_alt")
     xhat, inv_std, gamma = cache["xhat"], cache["inv_std"], cache["gamma"]
@@ -323,6 +341,11 @@ def batchnorm_inference(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, runn
 
     Returns:
         out: (N, D).
+
+    Raises:
+        ValueError: x not a 2-D floating-point array; gamma, beta, running_mean or running_var not (D,)
+            arrays of numbers; NaN/inf values; a negative running_var; eps not a number >= 0; eps = 0
+            with a zero running_var.
     """
     x = _as_float_2d(x)
     d = x.shape[1]
@@ -360,6 +383,10 @@ def update_running_stats(running_mean: np.ndarray, running_var: np.ndarray, batc
 
     Returns:
         new_mean, new_var: (D,).
+
+    Raises:
+        ValueError: ``momentum`` not a number in (0, 1]; ``m`` not a positive int, or m < 2 with
+            ``unbiased``; the four statistics not 1-D arrays of numbers of one length D; a negative variance.
     """
     if isinstance(momentum, bool) or not isinstance(momentum, (int, float, np.floating)) or not 0 < momentum <= 1:
         raise ValueError(f"momentum must be a number in (0, 1], the weight of the new batch (torch's convention), "
@@ -409,6 +436,11 @@ class RunningStats:
         num_features: D.
         mean, var: (D,) the current estimates (bias-corrected when asked for).
         steps: number of updates so far.
+
+    Raises:
+        ValueError: ``num_features`` < 1, ``momentum`` outside (0, 1], or ``bias_correction`` with
+            ``momentum=None``.
+        TypeError: ``num_features`` not an int, or ``momentum`` neither a number nor None.
     """
 
     num_features: int
@@ -431,7 +463,12 @@ class RunningStats:
         self._var = np.full(self.num_features, start_var)
 
     def update(self, x: np.ndarray) -> "RunningStats":
-        """Fold in the statistics of one mini-batch ``x`` of shape (N, D); returns self."""
+        """Fold in the statistics of one mini-batch ``x`` of shape (N, D); returns self.
+
+        Raises:
+            ValueError: ``x`` not a 2-D floating-point array of finite values, its D not ``num_features``,
+                or N < 2 with ``unbiased``.
+        """
         x = _as_float_2d(x)
         if x.shape[1] != self.num_features:
             raise ValueError(f"x has {x.shape[1]} features, these running statistics track {self.num_features}.")
@@ -474,6 +511,10 @@ def layernorm_forward(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray,
 
     Returns:
         out: (N, D); cache: dict as ``batchnorm_forward``'s, statistics of shape (N, 1).
+
+    Raises:
+        ValueError: x not a 2-D floating-point array; gamma/beta not (D,) arrays of numbers; NaN/inf
+            values; eps not a number >= 0; eps = 0 with a constant example.
     """
     x = _as_float_2d(x)
     d = x.shape[1]
@@ -503,6 +544,12 @@ def layernorm_backward(dout: np.ndarray, cache: Cache) -> tuple[np.ndarray, np.n
 
     Returns:
         dx (N, D), dgamma (D,), dbeta (D,).
+
+    Raises:
+        ValueError: ``cache`` is not the dict ``layernorm_forward`` returns (e.g. another forward's);
+            ``dout`` not of x's shape, not floating point, or holding NaN/inf.
+        KeyError: a hand-made cache without a node this pass reads (e.g. ``gamma``).
+        IndexError: a hand-made cache whose ``x`` has fewer than 2 dimensions.
     """
     dout = _check_dout(dout, cache, "layernorm_backward", layer="layernorm")
     xhat, inv_std, gamma = cache["xhat"], cache["inv_std"], cache["gamma"]
@@ -570,6 +617,10 @@ def spatial_batchnorm_backward(dout: np.ndarray, cache: Cache) -> tuple[np.ndarr
 
     Returns:
         dx (N, C, H, W), dgamma (C,), dbeta (C,).
+
+    Raises:
+        ValueError: ``cache`` is not the dict ``spatial_batchnorm_forward`` returns; ``dout`` not a 4-D
+            floating-point array of x's shape, or holding NaN/inf.
     """
     if not isinstance(cache, dict) or cache.get("layer") != "spatial_batchnorm" or "bn" not in cache:
         made = cache.get("layer", "another forward") if isinstance(cache, dict) else type(cache).__name__
@@ -602,7 +653,9 @@ def groupnorm_forward(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, num_gr
         shape (N, G, 1), ``xhat`` of shape (N, D), and ``num_groups``.
 
     Raises:
-        ValueError: G does not divide D.
+        ValueError: G not a positive divisor of D (or a string that is not a number); as
+            ``layernorm_forward`` for x, gamma, beta and eps (eps = 0 with a constant group).
+        TypeError: ``num_groups`` not a number (e.g. None).
     """
     x = _as_float_2d(x)
     n, d = x.shape
@@ -638,6 +691,12 @@ def groupnorm_backward(dout: np.ndarray, cache: Cache) -> tuple[np.ndarray, np.n
 
     Returns:
         dx (N, D), dgamma (D,), dbeta (D,).
+
+    Raises:
+        ValueError: ``cache`` is not the dict ``groupnorm_forward`` returns (e.g. another forward's);
+            ``dout`` not of x's shape, not floating point, or holding NaN/inf.
+        KeyError: a hand-made cache without a node this pass reads (e.g. ``gamma``).
+        IndexError: a hand-made cache whose ``x`` has fewer than 2 dimensions.
     """
     dout = _check_dout(dout, cache, "groupnorm_backward", layer="groupnorm")
     xhat, inv_std, gamma, g = cache["xhat"], cache["inv_std"], cache["gamma"], cache["num_groups"]
