@@ -37,6 +37,13 @@ class LpNorm(nn.Module):
         momentum: weight of the new batch in the running averages. affine: learn γ, β.
 
     Shapes: input (N, C) or (N, C, H, W) (or (N, C, L)); output the same.
+
+    Raises:
+        ValueError: ``p`` not 1, 2 or inf; ``num_features`` not a positive int; eps not a finite number
+            >= 0; ``momentum`` outside (0, 1]; input not (N, C[, L | H, W]) with C = ``num_features``;
+            one value per channel in training.
+        TypeError: ``momentum`` not a number (None included); input not a floating-point tensor, or of
+            another dtype than the running statistics (float16/bfloat16 into float32 is fine).
     """
 
     def __init__(self, num_features: int, p: float | str = 2, eps: float = 1e-5, momentum: float = 0.1,
@@ -110,6 +117,12 @@ class LayerNorm(nn.Module):
             of shape ``normalized_shape``. bias: learn β (with ``elementwise_affine``).
 
     Shapes: input (..., *normalized_shape); output the same. Same ``state_dict`` keys as ``nn.LayerNorm``.
+
+    Raises:
+        ValueError: ``normalized_shape`` not a positive int or a tuple/list of them; eps not a finite
+            number >= 0; input whose trailing dimensions are not ``normalized_shape``.
+        TypeError: input not a floating-point tensor, or of another dtype than γ (float16/bfloat16 into
+            float32 is fine).
     """
 
     def __init__(self, normalized_shape: int | tuple[int, ...], eps: float = 1e-5,
@@ -163,6 +176,14 @@ class GroupNorm(nn.Module):
         eps: added to the variance. affine: learn per-channel γ (``weight``) and β (``bias``).
 
     Shapes: input (N, C) or (N, C, *); output the same. Same ``state_dict`` keys as ``nn.GroupNorm``.
+
+    Raises:
+        ValueError: ``num_channels`` not a positive int; eps not a finite number >= 0; ``num_groups`` not
+            a positive int dividing ``num_channels``; input with fewer than 2 dimensions or another
+            number of channels.
+        TypeError: input not a floating-point tensor, or of another dtype than γ (float16/bfloat16 into
+            float32 is fine).
+        RuntimeError: an empty batch (N = 0), from torch's reshape.
     """
 
     def __init__(self, num_groups: int, num_channels: int, eps: float = 1e-5, affine: bool = True) -> None:

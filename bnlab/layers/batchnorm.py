@@ -37,6 +37,13 @@ def batchnorm_train(x: torch.Tensor, weight: torch.Tensor | None, bias: torch.Te
     Returns:
         out (shape and dtype of x); batch mean and biased batch variance, (C,) each, in the
         compute dtype (float32 for float16/bfloat16 input), not differentiable.
+
+    Raises:
+        TypeError: ``x`` not a floating-point tensor.
+        ValueError: only one of ``weight`` and ``bias`` given.
+        RuntimeError: ``weight``/``bias`` without C entries (torch's broadcasting error).
+        IndexError: ``x`` with fewer than 2 dimensions.
+        ZeroDivisionError: an empty batch (no values per channel), outside ``torch.func`` transforms.
     """
     _check_float(x, "batchnorm_train")
     if (weight is None) != (bias is None):
@@ -174,6 +181,7 @@ class BatchNorm(nn.Module):
             input of the wrong shape; one value per channel, or eps = 0, in training.
         TypeError: integer input (use ``x.float()``), or an input dtype the parameters
             cannot take (e.g. float64 into float32: ``model.double()``).
+        RuntimeError: a ``torch.func`` transform in training mode.
     """
 
     _population_pass = False

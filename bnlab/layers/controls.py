@@ -28,6 +28,13 @@ def algorithm1_noise(x: torch.Tensor, mean_range: float = 0.5, scale_range: tupl
 
     Returns:
         (s, m), each the shape of x.
+
+    Raises:
+        TypeError: ``x`` not a floating-point tensor; ``scale_range`` not iterable; a noise magnitude
+            that is not a number.
+        ValueError: a negative ``mean_range``, ``mean_jitter`` or ``scale_jitter``; ``scale_range`` not
+            two values, or with high < low.
+        IndexError: ``x`` with fewer than 2 dimensions.
     """
     _check_float(x, "algorithm1_noise")
     if mean_range < 0 or mean_jitter < 0 or scale_jitter < 0:
@@ -78,6 +85,12 @@ class NoisyBatchNorm(BatchNorm):
 
     Shapes: input (N, C) or (N, C, H, W); output the same. For images every
     spatial position is a sample (as for the batch statistics).
+
+    Raises:
+        ValueError: as ``BatchNorm``; a negative noise magnitude; ``scale_range`` not two values, or
+            with high < low.
+        TypeError: as ``BatchNorm``; ``scale_range`` not iterable, or a noise magnitude that is not a number.
+        RuntimeError: as ``BatchNorm`` (a ``torch.func`` transform in training mode).
     """
 
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1, affine: bool = True,
@@ -110,6 +123,13 @@ class NoiseInjection(nn.Module):
         mean_range, scale_range, mean_jitter, scale_jitter: as ``NoisyBatchNorm``.
 
     Shapes: input (N, C) or (N, C, H, W); output the same.
+
+    Raises:
+        ValueError: ``num_features`` not a positive int; a negative noise magnitude; ``scale_range`` not
+            two values, or with high < low; input not (N, C[, L | H, W]) with C = ``num_features``.
+        TypeError: ``scale_range`` not iterable, or a noise magnitude that is not a number; input not a
+            floating-point tensor, or (with ``bias``) of another dtype than b (float16/bfloat16 into
+            float32 is fine).
     """
 
     def __init__(self, num_features: int, bias: bool = False, mean_range: float = 0.5,
@@ -156,6 +176,11 @@ class DriftingBatchNorm(BatchNorm):
 
     Buffers: ``direction`` (C,), ``t`` (the number of training steps taken, int64 scalar).
     Shapes: input (N, C) or (N, C, H, W); output the same.
+
+    Raises:
+        ValueError: as ``BatchNorm``, or ``rate`` not a finite number >= 0.
+        TypeError: as ``BatchNorm``.
+        RuntimeError: as ``BatchNorm`` (a ``torch.func`` transform in training mode).
     """
 
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1, affine: bool = True,

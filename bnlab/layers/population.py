@@ -22,7 +22,11 @@ def is_batchnorm(module: nn.Module) -> bool:
 
 def batchnorm_layers(model: nn.Module) -> dict[str, nn.Module]:
     """The batch-norm layers of ``model`` (bnlab's ``BatchNorm`` and its subclasses, torch's
-    ``nn.BatchNorm1d/2d/3d``) that keep running statistics, by qualified name."""
+    ``nn.BatchNorm1d/2d/3d``) that keep running statistics, by qualified name.
+
+    Raises:
+        TypeError: ``model`` is not an ``nn.Module``.
+    """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch nn.Module, got {type(model).__name__}.")
     return {name: m for name, m in model.named_modules()

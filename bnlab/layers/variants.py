@@ -157,6 +157,11 @@ class DetachedBatchNorm(_PartialBatchNorm):
     the training set; here they are the batch's.)
 
     Args and shapes: as ``BatchNorm``.
+
+    Raises:
+        ValueError: as ``BatchNorm``: bad settings, input of the wrong shape, one value per channel
+            or eps = 0 in training.
+        TypeError: as ``BatchNorm``: integer input, or an input dtype the parameters cannot take.
     """
 
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1,
@@ -211,6 +216,11 @@ class ReestimatedBatchNorm(_PartialBatchNorm):
             (``FrozenBatchNorm``).
 
     Shapes: as ``BatchNorm``. ``num_batches_tracked`` counts training steps.
+
+    Raises:
+        ValueError: ``every`` neither a positive int nor None; as ``BatchNorm``: bad settings, input of
+            the wrong shape, one value per channel or eps = 0 in training.
+        TypeError: as ``BatchNorm``: integer input, or an input dtype the parameters cannot take.
     """
 
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1,
@@ -253,6 +263,11 @@ class FrozenBatchNorm(ReestimatedBatchNorm):
     well-scaled start), but the parameters are BN's: a small W divided by a small σ₀.
 
     Args: num_features, eps, affine as ``BatchNorm``. Shapes: as ``BatchNorm``.
+
+    Raises:
+        ValueError: as ``BatchNorm``: bad settings, input of the wrong shape, one value per channel
+            or eps = 0 in training.
+        TypeError: as ``BatchNorm``: integer input, or an input dtype the parameters cannot take.
     """
 
     def __init__(self, num_features: int, eps: float = 1e-5, affine: bool = True) -> None:
