@@ -182,6 +182,12 @@ def heatmap(values: np.ndarray, xticklabels: Sequence, yticklabels: Sequence, ax
 
     Args:
         values: (R, C). mask: (R, C) bool, cells shown as ``mask_text`` (e.g. diverged runs).
+
+    Raises:
+        ValueError: ``values`` not numbers; ``xticklabels``/``yticklabels`` not C/R labels; a ``fmt``
+            that cannot format a float; an unknown ``cmap``.
+        TypeError: ``values`` not 2-D.
+        numpy.ma.MaskError: ``mask`` not of the shape of ``values``.
     """
     ax = new_axes(ax)
     v = np.asarray(values, dtype=float)
@@ -217,6 +223,12 @@ def layer_bands(series: Mapping[str, tuple[np.ndarray, np.ndarray, Sequence[str]
 
     Returns:
         the figure (panels share the y axis; the legend is on the first panel).
+
+    Raises:
+        ValueError: no method in ``series`` or no layer index; a ``series`` entry that is not a triple;
+            ``values`` not (S, T, K) or a layer index outside them; ``steps`` not of length T.
+        IndexError: a layer index beyond the layer names, or a float index.
+        TypeError: a layer index that is not a number.
     """
     if len(series) == 0 or len(layers) == 0:
         raise ValueError("need at least one method in series and one layer index")
@@ -269,6 +281,10 @@ def save_figure(fig: plt.Figure, name: str, folder: str | os.PathLike | None = N
     """Save ``fig`` as ``figures/<name>.png`` for slides, in full mode only (or with ``force``).
 
     Returns the path written, or None in quick mode (test runs never touch figures/).
+
+    Raises:
+        ValueError: ``BNLAB_QUICK`` holds a value quick mode does not know (see ``runtime.is_quick``).
+        OSError: ``folder`` cannot be created (e.g. a file has its name) or the image cannot be written.
     """
     if is_quick() and not force:
         return None
