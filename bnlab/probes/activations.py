@@ -26,6 +26,9 @@ def activation_modules(model: nn.Module) -> list[str]:
     """Names of the model's nonlinearities (Sigmoid, Tanh, ReLU, GELU, Identity), in order.
 
     For ``bnlab.models.mlp`` these are ``act1``, ``act2``, ...
+
+    Raises:
+        TypeError: ``model`` not an ``nn.Module``.
     """
     _check_model(model)
     return [name for name, m in model.named_modules() if name and isinstance(m, ACTIVATION_TYPES)]
@@ -47,6 +50,11 @@ def record(model: nn.Module, x: torch.Tensor, modules: Sequence[str],
 
     Returns:
         name → (input, output), detached tensors of shape (N, C, ...) each.
+
+    Raises:
+        ValueError: ``mode`` not "train"/"eval"; a name in ``modules`` the model does not have, or a module
+            the forward pass does not call; a model that cannot take ``x``.
+        TypeError: ``model`` not an ``nn.Module``; ``modules`` a string; ``x`` not a floating-point tensor.
     """
     _check_mode(mode)
     targets = _modules_by_name(model, modules)
@@ -84,6 +92,11 @@ def record_inputs(model: nn.Module, x: torch.Tensor, modules: Sequence[str],
     the output of the BN layer when BN sits before the nonlinearity.
 
     Returns: name → detached tensor (N, C, ...). See ``record`` for ``mode``.
+
+    Raises:
+        ValueError: ``mode`` not "train"/"eval"; a name in ``modules`` the model does not have, or a module
+            the forward pass does not call; a model that cannot take ``x``.
+        TypeError: ``model`` not an ``nn.Module``; ``modules`` a string; ``x`` not a floating-point tensor.
     """
     return {name: io[0] for name, io in record(model, x, modules, mode).items()}
 
@@ -104,6 +117,10 @@ def unit_percentiles(z: torch.Tensor, q: Sequence[float] = DEFAULT_PERCENTILES) 
         q: percentiles in [0, 100], e.g. (15, 50, 85) as in Ioffe & Szegedy's Fig. 1.
 
     Returns: (P, C) array, row j = the q[j]-th percentile of every unit.
+
+    Raises:
+        TypeError: ``z`` not a floating-point tensor.
+        ValueError: ``q`` empty or with a value outside [0, 100]; ``z`` with fewer than 2 dimensions.
     """
     _check_tensor(z, "z")
     q = [float(v) for v in q]
@@ -123,6 +140,10 @@ def layer_stats(z_in: torch.Tensor, z_out: torch.Tensor | None = None, threshold
 
     Returns: {"mean", "std", "saturated"} of the input over all N·C entries (std
     with the 1/M normalization), plus {"out_mean", "out_std"} when z_out is given.
+
+    Raises:
+        ValueError: ``threshold`` not > 0.
+        AttributeError: ``z_in`` or ``z_out`` not a torch tensor.
     """
     if not threshold > 0:
         raise ValueError(f"threshold must be positive, got {threshold}")
@@ -146,6 +167,12 @@ def activation_stats(model: nn.Module, x: torch.Tensor, modules: Sequence[str] |
         threshold, mode: see ``layer_stats`` and ``record``.
 
     Returns: name → {"mean", "std", "saturated", "out_mean", "out_std"}.
+
+    Raises:
+        ValueError: no nonlinearity in the model (``modules`` None); ``mode`` not "train"/"eval"; a name
+            in ``modules`` the model does not have, or a module the forward pass does not call; a model
+            that cannot take ``x``; ``threshold`` not > 0.
+        TypeError: ``model`` not an ``nn.Module``; ``x`` not a floating-point tensor.
     """
     names = list(modules) if modules is not None else activation_modules(model)
     if not names:
@@ -160,6 +187,10 @@ def probe_batch(data: Any, n: int = 1000, seed: int = 0, split: str = "test") ->
         data: a ``bnlab.data.Dataset``. split: "test" or "train".
 
     Returns: (n, 1, 28, 28) for (Fashion-)MNIST, on the data's device.
+
+    Raises:
+        ValueError: ``split`` not "test"/"train"; ``n`` outside 1..(examples in the split).
+        TypeError: ``data`` not a ``bnlab.data.Dataset``; ``n`` not an int.
     """
     if split not in ("test", "train"):
         raise ValueError(f"split must be 'test' or 'train', got {split!r}")
@@ -191,6 +222,11 @@ class InputPercentiles:
         mode: "train" (default): BN normalizes with the probe batch's own statistics,
             i.e. the distribution the sigmoid sees in a training step; "eval": with the
             running statistics, i.e. what it sees at inference.
+
+    Raises:
+        ValueError: ``mode`` not "train"/"eval"; ``every`` < 1. A call raises as ``record`` and
+            ``unit_percentiles``.
+        TypeError: ``every`` not an int.
     """
 
     def __init__(self, x: torch.Tensor, module: str = "act3", q: Sequence[float] = DEFAULT_PERCENTILES,
@@ -214,6 +250,10 @@ class ActivationStats:
     Each call returns name → {"mean", "std", "saturated", "out_mean", "out_std"};
     turn the list ``History.probes[name]`` into arrays with ``stack_records``.
     Arguments as in ``activation_stats``; ``every`` as in ``InputPercentiles``.
+
+    Raises:
+        ValueError: ``mode`` not "train"/"eval"; ``every`` < 1. A call raises as ``activation_stats``.
+        TypeError: ``every`` not an int.
     """
 
     def __init__(self, x: torch.Tensor, modules: Sequence[str] | None = None, threshold: float = 4.0,
@@ -231,6 +271,10 @@ def stack_records(records: Sequence[Any]) -> Any:
 
     ``[{"act1": {"mean": 0.1}}, {"act1": {"mean": 0.3}}]`` → ``{"act1": {"mean": array([0.1, 0.3])}}``;
     a list of numbers or arrays becomes one stacked array (K, ...).
+
+    Raises:
+        ValueError: ``records`` empty; dicts with different keys; values that are not numbers or
+            arrays of one shape.
     """
     if len(records) == 0:
         raise ValueError("no records to stack (did the probe run?)")

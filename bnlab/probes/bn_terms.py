@@ -70,6 +70,13 @@ def bn_gradient_terms(model: nn.Module, loss_of: LossOf, train_mode: bool = True
 
     Returns:
         BN layer name → ``BNGradientTerms`` with per-unit arrays of shape (C,).
+
+    Raises:
+        ValueError: the model has no plain BN layer (bnlab's ``BatchNorm`` or ``nn.BatchNorm*``), or one
+            gets no gradient from the loss.
+        TypeError: ``loss_of`` not callable.
+        AttributeError: ``model`` not an ``nn.Module``.
+        RuntimeError: ``loss_of`` does not return a scalar with a graph to the parameters (torch's error).
     """
     layers = [(name, m) for name, m in model.named_modules() if _is_batchnorm(m)]
     if not layers:
@@ -118,7 +125,12 @@ def bn_gradient_terms(model: nn.Module, loss_of: LossOf, train_mode: bool = True
 
 
 def bn_gradient_probe(every: int = 500, train_mode: bool = True) -> Callable[[Any], dict[str, BNGradientTerms]]:
-    """A ``fit`` probe recording ``bn_gradient_terms`` on the step's batch every ``every`` steps."""
+    """A ``fit`` probe recording ``bn_gradient_terms`` on the step's batch every ``every`` steps.
+
+    Raises:
+        TypeError: ``every`` not an int.
+        ValueError: ``every`` < 1.
+    """
     every = check_every(every)
 
     def probe(ctx: Any) -> dict[str, BNGradientTerms]:

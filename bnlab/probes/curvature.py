@@ -39,6 +39,11 @@ def hessian_vector_product(loss: torch.Tensor, params: Sequence[torch.Tensor],
 
     Returns:
         H v as one tensor per parameter (zeros where the loss does not depend on a parameter).
+
+    Raises:
+        ValueError: ``vector`` not one tensor shaped like each parameter; ``loss`` not a scalar tensor.
+        RuntimeError: ``loss`` has no graph to ``params`` (built without gradients, or already
+            backpropagated).
     """
     params, vector = list(params), list(vector)
     if len(vector) != len(params) or any(not isinstance(v, torch.Tensor) or v.shape != p.shape
@@ -196,7 +201,11 @@ def hessian_eigenvalues(model: nn.Module, loss_of: LossOf, k: int = 1, iters: in
         a ``HessianEigenvalues``; check ``converged`` (and ``residuals``) before trusting the values.
 
     Raises:
-        ValueError: bad ``k``, ``iters``, ``tol`` or ``mode``, or no parameter requires a gradient.
+        ValueError: ``mode`` not "train"/"eval"; ``k`` or ``iters`` < 1, or k > iters; ``tol`` < 0 or not
+            finite; no parameter requires a gradient.
+        TypeError: ``k``/``iters`` not ints; ``tol`` not a number; ``loss_of`` not callable; ``model``
+            not an ``nn.Module``.
+        RuntimeError: ``loss_of`` does not return a scalar with a graph to the parameters (torch's error).
     """
     _check_mode(mode)
     A.integer("iters", iters, minimum=1)
@@ -238,6 +247,13 @@ def top_hessian_eigenvalue(model: nn.Module, loss_of: LossOf, iters: int = 20, t
     Returns:
         a ``TopEigenvalue``. Cost: one forward and backward with a graph, then one
         double-backward per iteration.
+
+    Raises:
+        ValueError: ``mode`` not "train"/"eval"; ``iters`` < 1; ``tol`` < 0 or not finite; no parameter
+            requires a gradient.
+        TypeError: ``iters`` not an int; ``tol`` not a number; ``loss_of`` not callable; ``model`` not
+            an ``nn.Module``.
+        RuntimeError: ``loss_of`` does not return a scalar with a graph to the parameters (torch's error).
     """
     r = hessian_eigenvalues(model, loss_of, k=1, iters=iters, tol=tol, mode=mode, seed=seed, params=params)
     return TopEigenvalue(value=r.values[0], iterations=r.iterations, converged=r.converged, vector=r.vectors[0],
@@ -255,6 +271,11 @@ def gradient_curvature(model: nn.Module, loss_of: LossOf, mode: str = "train",
 
     Returns:
         {"hg_over_g": ‖Hg‖/‖g‖, "rayleigh": gᵀHg/‖g‖², "grad_norm": ‖g‖}; NaN ratios when g = 0.
+
+    Raises:
+        ValueError: ``mode`` not "train"/"eval"; no parameter requires a gradient.
+        TypeError: ``loss_of`` not callable; ``model`` not an ``nn.Module``.
+        RuntimeError: ``loss_of`` does not return a scalar with a graph to the parameters (torch's error).
     """
     _check_mode(mode)
     _check_loss_of(loss_of)
@@ -294,7 +315,11 @@ class Sharpness:
         iters, tol, mode, seed: as ``top_hessian_eigenvalue``.
 
     Raises:
-        ValueError: x and y differ in length, B is not a multiple of ``batch_size``, or a bad ``mode``.
+        ValueError: x and y differ in length; B is not a multiple of ``batch_size`` (or it is < 1);
+            ``mode`` not "train"/"eval"; ``iters`` < 1; ``tol`` < 0 or not finite; ``every`` a string
+            that is not a number. A call raises as ``top_hessian_eigenvalue``.
+        TypeError: ``x`` not a floating-point tensor; ``y`` not a tensor; ``iters`` not an int; ``tol``
+            not a number.
     """
 
     def __init__(self, x: torch.Tensor, y: torch.Tensor, every: int | None = None, batch_size: int | None = None,
@@ -339,6 +364,11 @@ class HessianSpectrum(Sharpness):
       Hessian-vector product), the curvature a gradient step meets.
 
     Args: as ``Sharpness``, plus k (≤ iters), the number of eigenvalues.
+
+    Raises:
+        ValueError: as ``Sharpness``; ``k`` < 1 or k > iters. A call raises as ``hessian_eigenvalues``
+            and ``gradient_curvature``.
+        TypeError: as ``Sharpness``; ``k`` not an int.
     """
 
     def __init__(self, x: torch.Tensor, y: torch.Tensor, every: int | None = None, batch_size: int | None = None,

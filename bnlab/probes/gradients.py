@@ -27,6 +27,13 @@ def gradient_norms(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
         mode: "train" (BN uses the batch statistics of x, as in training) or "eval".
 
     Returns: name → ‖∂loss/∂θ‖₂, in the model's order.
+
+    Raises:
+        ValueError: ``mode`` not "train"/"eval"; ``params`` not "weights"/"all"; no trainable parameter
+            of that kind.
+        TypeError: ``model`` not an ``nn.Module``; ``x`` not a floating-point tensor; ``y`` not an
+            integer tensor (with the default loss).
+        RuntimeError: the model cannot take ``x``, or ``loss_fn`` does not return a scalar (torch's error).
     """
     _check_mode(mode)
     _check_model(model)
@@ -61,6 +68,11 @@ class GradientNorms:
         every: run every this many steps.
         batch: a fixed (x, y) to measure on instead of each step's training batch.
         params, mode: see ``gradient_norms``.
+
+    Raises:
+        ValueError: ``mode`` not "train"/"eval"; ``every`` < 1. A call raises as ``gradient_norms``
+            (``params`` is checked there).
+        TypeError: ``every`` not an int.
     """
 
     def __init__(self, every: int = 500, batch: tuple[torch.Tensor, torch.Tensor] | None = None,

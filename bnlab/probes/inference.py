@@ -42,7 +42,12 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, statistics: str
         (accuracy in [0, 1], mean cross-entropy in nats) over the examples evaluated.
 
     Raises:
-        ValueError: unknown ``statistics``, or "batch" for a model without BN layers or batch_size < 2.
+        ValueError: unknown ``statistics``; ``batch_size`` < 1; "batch" for a model without BN layers
+            or with batch_size < 2.
+        TypeError: ``model`` not an ``nn.Module``; ``x`` not a floating-point tensor; ``y`` not an integer
+            tensor; ``batch_size`` not an int.
+        RuntimeError: the model cannot take ``x``, or its logits do not fit ``y`` (torch's error).
+        ZeroDivisionError: nothing to evaluate (``x`` empty, or one example with "batch").
     """
     if statistics not in STATISTICS:
         raise ValueError(f"statistics must be 'running' (eval mode) or 'batch' (each test batch's own), got {statistics!r}")
@@ -82,6 +87,13 @@ def with_population_statistics(model: nn.Module, x_stats: torch.Tensor, x: torch
     statistics on the corrupted images (they also mix in the training statistics; not here).
 
     Returns: (accuracy, mean cross-entropy).
+
+    Raises:
+        ValueError: no BN layer in ``model``, ``batch_size`` < 2, too few images for one batch, or a
+            model that cannot take ``x_stats`` (``recompute_population_statistics``); as ``evaluate``.
+        TypeError: ``model`` not an ``nn.Module``; ``x_stats`` or ``x`` not a floating-point tensor;
+            ``y`` not an integer tensor.
+        RuntimeError, ZeroDivisionError: as ``evaluate``.
     """
     twin = copy.deepcopy(model)
     recompute_population_statistics(twin, x_stats, batch_size=batch_size, num_images=num_images)
@@ -94,6 +106,9 @@ def final(fn: Callable[[nn.Module], Any]) -> Callable:
     ``fit`` calls every probe once after the last step; with ``every`` set to a huge number
     it also calls it at step 0, where this probe returns None without calling ``fn``. Read the
     result as ``history.probes[name][-1]``. ``fn`` must leave the model unchanged (see ``evaluate``).
+
+    Raises:
+        TypeError: ``fn`` not callable.
     """
     if not callable(fn):
         raise TypeError(f"fn must be a function of the model, e.g. final(lambda model: evaluate(model, x, y)); "

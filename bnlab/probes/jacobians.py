@@ -105,6 +105,11 @@ def frozen_statistics(model: nn.Module, x: torch.Tensor) -> nn.Module:
     with the statistics held fixed. The model itself is not changed.
 
     Shapes: x (B, ...) with B >= 2.
+
+    Raises:
+        TypeError: ``model`` not an ``nn.Module``; ``x`` not a floating-point tensor.
+        ValueError: B < 2.
+        RuntimeError: the model cannot take ``x`` (torch's error).
     """
     _check_model(model)
     _check_tensor(x, "x")
@@ -181,6 +186,13 @@ def layer_jacobians(model: nn.Module, x: torch.Tensor,
 
     Returns: [(block name, J)] with J of shape (B, d_k, d_{k−1}) (B = ``examples`` if given),
         float64, from input to output.
+
+    Raises:
+        ValueError: ``examples`` not an int in 1..B; B < 2 in a model with BN layers; a model with no
+            nonlinearity to cut at (``blocks``).
+        TypeError: ``model`` not an ``nn.Sequential``; with BN layers, ``x`` not a floating-point tensor.
+        AttributeError: ``model`` not an ``nn.Module``, or (without BN layers) ``x`` not a tensor.
+        RuntimeError: the model cannot take ``x`` (torch's error).
     """
     n = _check_examples(examples, x)
     net = frozen_statistics(model, x) if any(_is_batchnorm(m) for m in model.modules()) \
@@ -203,6 +215,13 @@ def input_output_jacobian(model: nn.Module, x: torch.Tensor, examples: int | Non
 
     Shapes: x (B, ...); returns (B, num_outputs, num_inputs) float64 (B = ``examples`` if given,
     see ``layer_jacobians``).
+
+    Raises:
+        ValueError: ``examples`` not an int in 1..B; B < 2 in a model with BN layers; a model with no
+            nonlinearity to cut at (``blocks``).
+        TypeError: ``model`` not an ``nn.Sequential``; with BN layers, ``x`` not a floating-point tensor.
+        AttributeError: ``model`` not an ``nn.Module``, or (without BN layers) ``x`` not a tensor.
+        RuntimeError: the model cannot take ``x`` (torch's error).
     """
     jacs = layer_jacobians(model, x, examples)
     total = jacs[0][1]
@@ -227,6 +246,13 @@ def batch_jacobians(model: nn.Module, x: torch.Tensor,
 
     Returns: [(block name, J)] with J of shape (B·d_k, B·d_{k−1}) float64, rows and columns
         ordered example-major (index i·d + j for example i, unit j).
+
+    Raises:
+        ValueError: B < 2; an index in ``only`` outside the blocks; a model with no nonlinearity to
+            cut at (``blocks``).
+        TypeError: ``model`` not an ``nn.Sequential``.
+        AttributeError: ``model`` not an ``nn.Module``, or ``x`` not a tensor.
+        RuntimeError: the model cannot take ``x`` (torch's error).
     """
     if x.shape[0] < 2:
         raise ValueError(f"the batch Jacobian needs a batch of at least 2 examples, got x of shape {tuple(x.shape)}")
@@ -310,6 +336,13 @@ def jacobian_spectra(model: nn.Module, x: torch.Tensor, statistics: str = "froze
 
     Returns: a ``JacobianSpectra``. Source: Ioffe & Szegedy 2015, §3.3 (the conjecture);
         Yang et al. 2019 (the batch Jacobian and gradient explosion).
+
+    Raises:
+        ValueError: ``statistics`` not "frozen"/"batch"; ``only`` with "frozen" or ``examples`` with
+            "batch"; as ``layer_jacobians`` ("frozen") or ``batch_jacobians`` ("batch").
+        TypeError: ``model`` not an ``nn.Module`` (for the cut, an ``nn.Sequential``); ``x`` not a
+            floating-point tensor.
+        RuntimeError: the model cannot take ``x`` (torch's error).
     """
     _check_statistics(statistics)
     _check_model(model)

@@ -31,6 +31,9 @@ def excess_kurtosis(z: torch.Tensor | np.ndarray) -> np.ndarray:
 
     Args: z: (N, C) values of C units on N examples.
     Returns: (C,) float64; NaN for a constant unit.
+
+    Raises:
+        ValueError: ``z`` not (N, C) with N >= 4, or not numbers.
     """
     a = _as_units(z)
     d = a - a.mean(axis=0)
@@ -44,6 +47,9 @@ def pooled_excess_kurtosis(z: torch.Tensor | np.ndarray) -> float:
 
     Args: z: (N, C) values of C units on N examples.
     Returns: a float (0 for a Gaussian histogram).
+
+    Raises:
+        ValueError: ``z`` not (N, C) with N >= 4, or not numbers.
     """
     return float(excess_kurtosis(_as_units(z).reshape(-1, 1))[0])
 
@@ -64,6 +70,11 @@ class KurtosisProbe:
         every: run every this many steps (``fit`` also runs it once at the end).
         mode: "train" (BN uses the statistics of ``x``) or "eval" (running statistics).
         keep_values: also return the recorded inputs.
+
+    Raises:
+        ValueError: ``modules`` empty; ``every`` < 1 (or a string that is not a number). ``mode`` is
+            checked at each call, which raises as ``record_inputs`` and ``excess_kurtosis``.
+        TypeError: ``every`` not a number (e.g. None).
     """
 
     def __init__(self, x: torch.Tensor, modules: Sequence[str], every: int = 1000, mode: str = "train",

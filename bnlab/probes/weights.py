@@ -27,6 +27,9 @@ def weight_layers(model: nn.Module) -> list[str]:
     """Names of the modules that hold a weight matrix or kernel (``weight.ndim >= 2``), in order.
 
     For ``bnlab.models.mlp``: ``["fc1", ..., "fc{L}", "out"]``.
+
+    Raises:
+        AttributeError: ``model`` not an ``nn.Module``.
     """
     return [name for name, m in model.named_modules()
             if name and isinstance(getattr(m, "weight", None), torch.Tensor) and m.weight.ndim >= 2]
@@ -49,6 +52,11 @@ def weight_norms(model: nn.Module, layers: Sequence[str] | None = None) -> dict[
     Args:
         model: the network. layers: module names (default: ``weight_layers(model)``).
     Returns: name → ‖W‖₂ (Frobenius), in the order of ``layers``.
+
+    Raises:
+        ValueError: the model has no layer with a weight matrix; a name in ``layers`` the model does not
+            have (a string is read as its letters), or a module without a weight tensor.
+        TypeError: ``model`` not an ``nn.Module`` (AttributeError when ``layers`` is None).
     """
     return {n: float(w.detach().double().norm()) for n, w in _weights(model, layers).items()}
 
@@ -60,6 +68,12 @@ def effective_learning_rates(model: nn.Module, lr: float, layers: Sequence[str] 
     other layers it is just a number. Source: van Laarhoven 2017, §3; Arora, Li & Lyu 2019.
 
     Returns: name → lr / ‖W‖² (units: 1/‖W‖² times the learning rate).
+
+    Raises:
+        ValueError: ``lr`` not > 0; as ``weight_norms`` for ``model`` and ``layers``.
+        TypeError: ``lr`` not a number; ``model`` not an ``nn.Module`` (AttributeError when ``layers``
+            is None).
+        ZeroDivisionError: a weight that is all zeros.
     """
     if not lr > 0:
         raise ValueError(f"lr must be positive, got {lr}")
@@ -72,7 +86,8 @@ def angle(a: torch.Tensor, b: torch.Tensor) -> float:
     Computed as atan2(‖a × b‖, ⟨a, b⟩) through ‖a‖²‖b‖² − ⟨a, b⟩² so that tiny angles
     (1e-4 rad and below) are not lost to the round-off of arccos near 1.
 
-    Raises ValueError for different shapes or a zero tensor.
+    Raises:
+        ValueError: ``a`` and ``b`` differ in shape, or either is all zeros.
     """
     if a.shape != b.shape:
         raise ValueError(f"a and b must have the same shape, got {tuple(a.shape)} and {tuple(b.shape)}")
@@ -100,6 +115,12 @@ def grad_weight_cosine(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
         loss_fn: default cross-entropy. layers: default ``weight_layers(model)``.
         mode: "train" (BN uses the batch statistics: the scale-invariant case) or "eval".
     Returns: name → cosine in [−1, 1].
+
+    Raises:
+        ValueError: ``mode`` not "train"/"eval"; as ``weight_norms`` for ``layers``.
+        TypeError: ``model`` not an ``nn.Module`` (AttributeError when ``layers`` is None).
+        RuntimeError: the model cannot take ``x``; ``loss_fn`` does not return a scalar; a chosen weight
+            that the loss does not use or that does not require a gradient (torch's errors).
     """
     _check_mode(mode)
     weights = _weights(model, layers)
@@ -131,6 +152,12 @@ def scale_response(model: nn.Module, layer: str, c: float, x: torch.Tensor, y: t
         {"output_change": ‖f_{cW}(x) − f_W(x)‖ / ‖f_W(x)‖ (logits),
          "grad_ratio": ‖∇_W L at cW‖ / ‖∇_W L at W‖,
          "loss_change": |L(cW) − L(W)|}.
+
+    Raises:
+        ValueError: ``c`` not > 0; ``layer`` not a module of the model, or one without a weight tensor.
+        TypeError: ``c`` not a number; ``model`` not an ``nn.Module``.
+        RuntimeError: the model cannot take ``x``; ``loss_fn`` does not return a scalar; the loss does
+            not use the layer's weight, or it does not require a gradient (torch's errors).
     """
     if not c > 0:
         raise ValueError(f"c must be positive, got {c}")
@@ -171,6 +198,11 @@ class WeightProbe:
     Args:
         every: run every this many steps (fit reads this attribute).
         layers: module names (default: ``weight_layers(model)``).
+
+    Raises:
+        ValueError: ``every`` < 1 (or a string that is not a number). A call raises as ``weight_norms``,
+            and ZeroDivisionError for a weight that is all zeros.
+        TypeError: ``every`` not a number (e.g. None).
     """
 
     def __init__(self, every: int = 1, layers: Sequence[str] | None = None) -> None:
@@ -217,6 +249,11 @@ class ParameterSnapshot:
         names: parameter names (``model.named_parameters()``), or prefixes ending in "."
             (``"norm1."``); default every parameter.
     Returns per call: name → float64 array with the parameter's shape.
+
+    Raises:
+        ValueError: ``every`` < 1 (or a string that is not a number); at a call, no parameter matches
+            ``names``.
+        TypeError: ``every`` not a number (e.g. None).
     """
 
     def __init__(self, every: int, names: Sequence[str] | None = None) -> None:
