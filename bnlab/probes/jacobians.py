@@ -217,11 +217,7 @@ def input_output_jacobian(model: nn.Module, x: torch.Tensor, examples: int | Non
     see ``layer_jacobians``).
 
     Raises:
-        ValueError: ``examples`` not an int in 1..B; B < 2 in a model with BN layers; a model with no
-            nonlinearity to cut at (``blocks``).
-        TypeError: ``model`` not an ``nn.Sequential``; with BN layers, ``x`` not a floating-point tensor.
-        AttributeError: ``model`` not an ``nn.Module``, or (without BN layers) ``x`` not a tensor.
-        RuntimeError: the model cannot take ``x`` (torch's error).
+        ValueError, TypeError, AttributeError, RuntimeError: as ``layer_jacobians``.
     """
     jacs = layer_jacobians(model, x, examples)
     total = jacs[0][1]
