@@ -179,7 +179,12 @@ def _has_all(folder: Path) -> bool:
 
 
 def find(name: str = "fashion-mnist", root: str | os.PathLike | None = None) -> Path | None:
-    """The data root that already holds all four unpacked files of ``name``, or None."""
+    """The data root that already holds all four unpacked files of ``name``, or None.
+
+    Raises:
+        TypeError: ``name`` not a str, or ``root`` not a path.
+        ValueError: an unknown dataset name (see ``DATASETS``).
+    """
     spec = _spec(name)
     for r in _roots(root):
         if _has_all(_raw_dir(r, spec)):
@@ -354,7 +359,14 @@ def fetch(name: str = "fashion-mnist", root: str | os.PathLike | None = None, do
     """Make sure ``name`` is unpacked in a data root and return that root.
 
     Searches as ``load`` does; unpacks Debian's copy or downloads only what is missing.
-    Raises ``DataNotFoundError`` with the places searched and the fix.
+
+    Raises:
+        TypeError: ``name`` not a str, or ``root`` not a path.
+        ValueError: an unknown dataset name (see ``DATASETS``).
+        DataNotFoundError: no copy found and none downloaded (``download`` False, or it failed); the
+            message lists the places searched and the fix.
+        DataRootError: the data folder cannot take the files (a file, read-only or full).
+        DataError: Debian's copy is damaged, or a downloaded file fails its checks.
     """
     name = _canonical(name)
     spec = _spec(name)
@@ -433,6 +445,11 @@ def load(name: str = "fashion-mnist", root: str | os.PathLike | None = None,
         A ``Dataset``: ``x_train`` (60000, 1, 28, 28) float32 in [0, 1], ``y_train`` (60000,)
         int64, ``x_test`` (10000, 1, 28, 28), ``y_test`` (10000,), and ``classes``.
         The result is cached per process: treat its tensors as read-only.
+
+    Raises:
+        TypeError, ValueError, DataNotFoundError, DataRootError: as ``fetch``.
+        DataError: as ``fetch``; also a data file that is truncated, too long or not a valid IDX file,
+            or images and labels torchvision cannot read (the message says how to get a fresh copy).
     """
     name = _canonical(name)
     data_root = fetch(name, root, download=download)
@@ -442,6 +459,13 @@ def load(name: str = "fashion-mnist", root: str | os.PathLike | None = None,
 # --------------------------------------------------------------------------- command line
 
 def main(argv: list[str] | None = None) -> int:
+    """``python -m bnlab.data fetch [NAMES] [--root R] [--no-download]`` or ``where [--root R]``.
+
+    Returns the exit status: 0, or 1 when a dataset could not be prepared (the error is printed).
+
+    Raises:
+        SystemExit: a command line argparse refuses (status 2), or ``--help`` (status 0).
+    """
     parser = argparse.ArgumentParser(prog="python -m bnlab.data",
                                      description="Prepare the course's datasets ahead of class.")
     sub = parser.add_subparsers(dest="command", required=True)

@@ -60,6 +60,16 @@ def _execute(nb: Path, out_dir: Path, results: Path, quick: bool, workers: int) 
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Print the scorecard (see the module docstring); returns the exit status (1: a verdict changed).
+
+    Raises:
+        SystemExit: a command line argparse refuses (status 2; ``--help``: status 0), ``--quick`` or
+            ``--notebooks`` without ``--run``, or ``--notebooks`` naming a notebook the course lacks.
+        FileNotFoundError: no course repository found (see ``core.repo_root``) where one is needed:
+            without ``--results`` and ``BNLAB_RESULTS``, with ``--run``, or for the default figure path.
+        ValueError: a results file that is not valid JSON.
+        OSError: the figure cannot be written.
+    """
     ap = argparse.ArgumentParser(prog="python -m bnlab.claims", description=__doc__.splitlines()[0])
     fmt = ap.add_mutually_exclusive_group()
     fmt.add_argument("--markdown", action="store_true", help="print a Markdown table")

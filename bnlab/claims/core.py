@@ -259,7 +259,13 @@ def results_dir() -> Path:
 
 
 def write_json_atomic(path: Path, payload: Mapping[str, Any]) -> None:
-    """Write JSON to ``path`` through a temporary file and a rename (never half-written)."""
+    """Write JSON to ``path`` through a temporary file and a rename (never half-written).
+
+    Raises:
+        TypeError: ``payload`` holds a value JSON cannot represent (the temporary file is removed).
+        ValueError: ``payload`` refers to itself.
+        OSError: the folder cannot be created or written.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
     try:
@@ -274,7 +280,12 @@ def write_json_atomic(path: Path, payload: Mapping[str, Any]) -> None:
 
 
 def run_metadata(notebook: str, settings: Mapping[str, Any] | None, seeds: Sequence[int] | None) -> dict[str, Any]:
-    """What a results file records about the run that made it."""
+    """What a results file records about the run that made it.
+
+    Raises:
+        ValueError: ``BNLAB_QUICK`` holds a value quick mode does not know (see ``runtime.is_quick``).
+        TypeError: ``seeds`` not iterable, or ``settings`` not a mapping.
+    """
     import torch
 
     import bnlab
