@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import random
 
 import numpy as np
 import pytest
@@ -10,6 +11,7 @@ from torch import nn
 
 from bnlab import models, probes
 from bnlab.layers import BatchNorm
+from bnlab.layers.batchnorm import _under_torch_func
 
 
 def _snapshot(model: nn.Module) -> list[torch.Tensor]:
@@ -189,3 +191,43 @@ def test_percentiles_pool_examples_and_directions_per_block():
     for bad in [(), (50, 101), (-1,)]:
         with pytest.raises(ValueError, match="percentiles in"):
             spec.percentiles(bad)
+
+
+def _rng_states() -> tuple:
+    return torch.get_rng_state(), np.random.get_state(), random.getstate()
+
+
+def _assert_same_rng(before: tuple) -> None:
+    after = _rng_states()
+    assert torch.equal(before[0], after[0])
+    assert before[1][0] == after[1][0] and np.array_equal(before[1][1], after[1][1]) and before[1][2:] == after[1][2:]
+    assert before[2] == after[2]
+
+
+class _Draws(nn.Module):
+    """Draws from every global generator on each call (torch's only outside torch.func transforms)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        np.random.rand()
+        random.random()
+        if not _under_torch_func(x):
+            torch.rand(1)
+        return x
+
+
+@pytest.mark.parametrize("name", ["frozen_statistics", "layer_jacobians", "input_output_jacobian",
+                                  "batch_jacobians", "jacobian_spectra"])
+def test_probes_leave_the_random_states_untouched(name):
+    torch.manual_seed(16)
+    np.random.seed(16)
+    random.seed(16)
+    fn = getattr(probes, name)
+    drawing = nn.Sequential(nn.Linear(4, 5), BatchNorm(5), _Draws(), nn.Tanh(), nn.Linear(5, 3))
+    noisy = models.mlp(widths=(5, 4), norm="noisy_bn", in_features=4, num_classes=3)
+    x = torch.randn(6, 4)
+    rng = _rng_states()
+    fn(drawing, x)
+    _assert_same_rng(rng)
+    fn(noisy, x)
+    _assert_same_rng(rng)
+    assert noisy.training

@@ -30,7 +30,9 @@ h_{k−1}[j] through the batch mean and variance. Two Jacobians are therefore de
   through in training (Yang et al. 2019 analyse it).
 
 Every function leaves the model bit-identical (it works on a copy or inside
-``preserved_state``).
+``preserved_state``) and the random states of torch, NumPy and Python's ``random`` as
+they were, even when a layer draws random numbers in training mode (so calling a probe
+during training does not change the run it measures).
 """
 from __future__ import annotations
 
@@ -44,6 +46,7 @@ from torch import nn
 
 from bnlab.probes.activations import ACTIVATION_TYPES
 from bnlab.probes.core import _check_model, _check_tensor, _device_of, preserved_state
+from bnlab.runtime import preserved_rng
 
 __all__ = ["STATISTICS", "blocks", "frozen_statistics", "layer_jacobians", "input_output_jacobian",
            "batch_jacobians", "JacobianSpectra", "jacobian_spectra"]
@@ -102,7 +105,8 @@ def frozen_statistics(model: nn.Module, x: torch.Tensor) -> nn.Module:
     Every BN layer's running mean and running variance are replaced by the mean and the
     biased variance of its input on the batch ``x`` (what training-mode BN divides by),
     so the copy computes, example by example, exactly the training-mode output on ``x``,
-    with the statistics held fixed. The model itself is not changed.
+    with the statistics held fixed. Neither the model nor the random states (torch, NumPy,
+    ``random``) are changed.
 
     Shapes: x (B, ...) with B >= 2.
 
@@ -128,7 +132,8 @@ def frozen_statistics(model: nn.Module, x: torch.Tensor) -> nn.Module:
     handles = [m.register_forward_pre_hook(hook) for m in bns]
     try:
         frozen.train()
-        frozen(x.to(_device_of(frozen)))
+        with preserved_rng():
+            frozen(x.to(_device_of(frozen)))
     finally:
         for h in handles:
             h.remove()
@@ -195,18 +200,19 @@ def layer_jacobians(model: nn.Module, x: torch.Tensor,
         RuntimeError: the model cannot take ``x`` (torch's error).
     """
     n = _check_examples(examples, x)
-    net = frozen_statistics(model, x) if any(_is_batchnorm(m) for m in model.modules()) \
-        else copy.deepcopy(model).eval()
-    net = net.double()
-    parts = blocks(net)
-    x = x.to(_device_of(net)).double()
-    with torch.no_grad():
-        hs = _representations(net, parts, x)
-    out = []
-    for (name, block), h in zip(parts, hs[:-1]):
-        if isinstance(block[0], nn.Flatten):
-            block = nn.Sequential(*list(block)[1:])
-        out.append((name, _per_example(block)(h.detach()[:n])))
+    with preserved_rng():
+        net = frozen_statistics(model, x) if any(_is_batchnorm(m) for m in model.modules()) \
+            else copy.deepcopy(model).eval()
+        net = net.double()
+        parts = blocks(net)
+        x = x.to(_device_of(net)).double()
+        with torch.no_grad():
+            hs = _representations(net, parts, x)
+        out = []
+        for (name, block), h in zip(parts, hs[:-1]):
+            if isinstance(block[0], nn.Flatten):
+                block = nn.Sequential(*list(block)[1:])
+            out.append((name, _per_example(block)(h.detach()[:n])))
     return out
 
 
@@ -232,7 +238,10 @@ def batch_jacobians(model: nn.Module, x: torch.Tensor,
 
     The model is evaluated in training mode on ``x`` (BN normalizes with the batch's mean and
     variance, and the derivative includes their dependence on every example); its running
-    statistics and parameters are left as they were.
+    statistics and parameters are left as they were. Every layer runs as in a training step,
+    so for a layer that draws random numbers in training mode ("noisy_bn", "noise", dropout)
+    the result is the Jacobian for one draw, made from a copy of the random states: the
+    states themselves (torch, NumPy, ``random``) are left as they were too.
 
     Args:
         model: an ``nn.Sequential`` (see ``blocks``).
@@ -252,25 +261,26 @@ def batch_jacobians(model: nn.Module, x: torch.Tensor,
     """
     if x.shape[0] < 2:
         raise ValueError(f"the batch Jacobian needs a batch of at least 2 examples, got x of shape {tuple(x.shape)}")
-    net = copy.deepcopy(model).double().train()
-    parts = blocks(net)
-    x = x.to(_device_of(net)).double()
-    with torch.no_grad():
-        hs = _representations(net, parts, x)
-    wanted = _wanted(only, len(parts))
-    out = []
-    for k, ((name, block), h) in enumerate(zip(parts, hs[:-1])):
-        if k not in wanted:
-            continue
-        if isinstance(block[0], nn.Flatten):
-            block = nn.Sequential(*list(block)[1:])
-        b, d_in = h.shape
+    with preserved_rng():
+        net = copy.deepcopy(model).double().train()
+        parts = blocks(net)
+        x = x.to(_device_of(net)).double()
+        with torch.no_grad():
+            hs = _representations(net, parts, x)
+        wanted = _wanted(only, len(parts))
+        out = []
+        for k, ((name, block), h) in enumerate(zip(parts, hs[:-1])):
+            if k not in wanted:
+                continue
+            if isinstance(block[0], nn.Flatten):
+                block = nn.Sequential(*list(block)[1:])
+            b, d_in = h.shape
 
-        def f(flat: torch.Tensor, block: nn.Module = block) -> torch.Tensor:
-            return block(flat.view(b, d_in)).reshape(-1)
-        # autograd row by row (not torch.func): bnlab's BatchNorm is a custom autograd.Function
-        with torch.enable_grad():
-            out.append((name, torch.autograd.functional.jacobian(f, h.detach().reshape(-1))))
+            def f(flat: torch.Tensor, block: nn.Module = block) -> torch.Tensor:
+                return block(flat.view(b, d_in)).reshape(-1)
+            # autograd row by row (not torch.func): bnlab's BatchNorm is a custom autograd.Function
+            with torch.enable_grad():
+                out.append((name, torch.autograd.functional.jacobian(f, h.detach().reshape(-1))))
     return out
 
 
