@@ -1,6 +1,7 @@
 """Layer Jacobians and their singular values, against cases with a known answer."""
 from __future__ import annotations
 
+import copy
 import math
 import random
 
@@ -10,7 +11,7 @@ import torch
 from torch import nn
 
 from bnlab import models, probes
-from bnlab.layers import BatchNorm
+from bnlab.layers import BatchNorm, norm_kinds
 from bnlab.layers.batchnorm import _under_torch_func
 
 
@@ -193,6 +194,34 @@ def test_percentiles_pool_examples_and_directions_per_block():
             spec.percentiles(bad)
 
 
+# Norm kinds for which an eval-mode copy with the batch's statistics computes the training-mode
+# output (frozen_statistics works), and those it refuses, with the class the message names.
+FROZEN_SUPPORTED = ["bn", "torch_bn", "bn_detached", "bn_mean", "bn_scale", "drift_bn", "ghost_bn",
+                    "l1", "l2", "linf", "ln", "gn"]
+FROZEN_REFUSED = {"noisy_bn": "NoisyBatchNorm", "noise": "NoiseInjection", "bn_reestimated": "ReestimatedBatchNorm",
+                  "bn_frozen": "FrozenBatchNorm", "ghost_bn": "GhostBatchNorm"}
+FROZEN_FUNCTIONS = {
+    "frozen_statistics": probes.frozen_statistics,
+    "layer_jacobians": probes.layer_jacobians,
+    "input_output_jacobian": probes.input_output_jacobian,
+    "jacobian_spectra": probes.jacobian_spectra,
+}
+
+
+def _kind_net(kind: str, batch: int, ghost: int | None = None) -> nn.Sequential:
+    """A small ReLU MLP with norm ``kind``, its norm parameters and running statistics moved off their defaults."""
+    kw = {"virtual_batch_size": ghost or batch} if kind == "ghost_bn" else {"rate": 0.3} if kind == "drift_bn" else None
+    net = models.mlp(widths=(6, 5), activation="relu", norm=kind, in_features=7, num_classes=3, norm_kwargs=kw)
+    with torch.no_grad():
+        for name, p in net.named_parameters():
+            if name.startswith("norm"):
+                p.add_(0.5 * torch.randn_like(p))
+        net.train()
+        for _ in range(2):
+            net(2 * torch.randn(batch, 7) + 1)   # running statistics (and the drift's t) away from their start
+    return net
+
+
 def _rng_states() -> tuple:
     return torch.get_rng_state(), np.random.get_state(), random.getstate()
 
@@ -202,6 +231,98 @@ def _assert_same_rng(before: tuple) -> None:
     assert torch.equal(before[0], after[0])
     assert before[1][0] == after[1][0] and np.array_equal(before[1][1], after[1][1]) and before[1][2:] == after[1][2:]
     assert before[2] == after[2]
+
+
+def test_every_norm_kind_is_either_frozen_or_refused():
+    assert set(FROZEN_SUPPORTED) | set(FROZEN_REFUSED) == set(norm_kinds())
+
+
+@pytest.mark.parametrize("kind", FROZEN_SUPPORTED)
+def test_frozen_statistics_compute_the_training_output_for_every_supported_kind(kind):
+    torch.manual_seed(10)
+    b = 8
+    net = _kind_net(kind, b)
+    x = torch.randn(b, 7) * 1.5 - 0.5
+    before = _snapshot(net)
+    frozen = probes.frozen_statistics(net, x)
+    with torch.no_grad():
+        torch.testing.assert_close(frozen(x), copy.deepcopy(net).train()(x))
+    assert not frozen.training
+    for a, c in zip(before, _snapshot(net)):
+        assert torch.equal(a, c)
+    # the per-example Jacobian is that of the copy's function, example by example
+    e2e = probes.input_output_jacobian(net, x, examples=2)
+    ref = frozen.double()
+    for i in range(2):
+        torch.testing.assert_close(e2e[i], torch.autograd.functional.jacobian(ref, x[i:i + 1].double())[0, :, 0])
+
+
+@pytest.mark.parametrize("kind", sorted(FROZEN_REFUSED))
+def test_frozen_jacobians_refuse_layers_without_a_frozen_copy(kind):
+    torch.manual_seed(11)
+    b = 8
+    net = _kind_net(kind, b, ghost=4 if kind == "ghost_bn" else None)
+    x = torch.randn(b, 7)
+    before, rng = _snapshot(net), _rng_states()
+    for name, fn in FROZEN_FUNCTIONS.items():
+        with pytest.raises(ValueError, match=rf"not defined for layer 'norm1' \({FROZEN_REFUSED[kind]}\)") as err:
+            fn(net, x)
+        assert "batch_jacobians" in str(err.value), name          # what to do instead
+    for a, c in zip(before, _snapshot(net)):
+        assert torch.equal(a, c)
+    _assert_same_rng(rng)
+    spec = probes.jacobian_spectra(net, x, statistics="batch", only=[1])   # the batch Jacobian takes them all
+    assert spec.singular_values[0].shape == (1, b * 5)
+
+
+def test_refusals_say_why():
+    torch.manual_seed(12)
+    x = torch.randn(8, 7)
+    reasons = {"noisy_bn": "random noise", "noise": "random noise", "bn_reestimated": "stored statistics",
+               "bn_frozen": "stored statistics", "ghost_bn": "virtual_batch_size=4"}
+    for kind, reason in reasons.items():
+        with pytest.raises(ValueError, match=reason):
+            probes.frozen_statistics(_kind_net(kind, 8, ghost=4), x)
+
+
+def test_ghost_bn_is_frozen_on_exactly_one_ghost_batch():
+    torch.manual_seed(13)
+    net = _kind_net("ghost_bn", 8, ghost=4)
+    with pytest.raises(ValueError, match="exactly 4 examples"):
+        probes.layer_jacobians(net, torch.randn(8, 7))
+    x = torch.randn(4, 7)
+    with torch.no_grad():
+        torch.testing.assert_close(probes.frozen_statistics(net, x)(x), copy.deepcopy(net).train()(x))
+
+
+def test_an_unknown_batchnorm_class_is_refused():
+    class MyBatchNorm(BatchNorm):
+        pass
+
+    net = nn.Sequential(nn.Linear(4, 3), MyBatchNorm(3), nn.ReLU(), nn.Linear(3, 2))
+    with pytest.raises(ValueError, match=r"layer '1' \(MyBatchNorm\).*will not guess"):
+        probes.jacobian_spectra(net, torch.randn(5, 4))
+
+
+def test_torch_bn_without_running_statistics_is_frozen_too():
+    torch.manual_seed(14)
+    net = nn.Sequential(nn.Linear(4, 3), nn.BatchNorm1d(3, track_running_stats=False), nn.ReLU(), nn.Linear(3, 2))
+    x = torch.randn(6, 4)
+    with torch.no_grad():
+        torch.testing.assert_close(probes.frozen_statistics(net, x)(x), net.train()(x))
+    assert net[1].running_mean is None
+
+
+def test_frozen_statistics_of_a_net_with_dropout_leave_dropout_off():
+    torch.manual_seed(15)
+    net = models.mlp(widths=(6, 5), norm="bn", dropout=0.5, in_features=7, num_classes=3)
+    x = torch.randn(8, 7)
+    no_dropout = copy.deepcopy(net).train()
+    for m in no_dropout.modules():
+        if isinstance(m, nn.Dropout):
+            m.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(probes.frozen_statistics(net, x)(x), no_dropout(x))
 
 
 class _Draws(nn.Module):
@@ -228,6 +349,14 @@ def test_probes_leave_the_random_states_untouched(name):
     rng = _rng_states()
     fn(drawing, x)
     _assert_same_rng(rng)
-    fn(noisy, x)
+    if name in FROZEN_FUNCTIONS:
+        with pytest.raises(ValueError, match="NoisyBatchNorm"):
+            fn(noisy, x)
+    else:
+        first = fn(noisy, x)
+        _assert_same_rng(rng)
+        # the noise is drawn from a copy of the states: the same draw every time
+        for (_, a), (_, c) in zip(first, fn(noisy, x)):
+            assert torch.equal(a, c)
     _assert_same_rng(rng)
     assert noisy.training

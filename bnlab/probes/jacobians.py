@@ -29,6 +29,18 @@ h_{k−1}[j] through the batch mean and variance. Two Jacobians are therefore de
   singular values γ/σ become 0. This is the backward map gradients actually pass
   through in training (Yang et al. 2019 analyse it).
 
+The frozen Jacobian needs a fixed function that computes, example by example, what the
+training-mode network computes on x. It exists for batch norm (``bnlab.layers.BatchNorm``,
+``nn.BatchNorm1d/2d/3d``) and for the layers whose training-mode statistics are the same
+kind of batch statistics: "bn_detached", "bn_mean", "bn_scale", "drift_bn" (its drift is
+a constant offset), "ghost_bn" when x is one ghost batch, the ℓp norms "l1", "l2", "linf"
+(batch mean and ℓp scale), and layers without batch statistics ("ln", "gn"). It does not
+exist for "noisy_bn" and "noise" (fresh random noise at every training step), "ghost_bn"
+with several ghost batches in x (statistics per ghost batch), "bn_reestimated" and
+"bn_frozen" (training normalizes with stored statistics, not the batch's), nor for a
+batch-norm layer of another class: the frozen functions raise ``ValueError`` for those,
+naming the layer; the batch Jacobian takes any of them.
+
 Every function leaves the model bit-identical (it works on a copy or inside
 ``preserved_state``) and the random states of torch, NumPy and Python's ``random`` as
 they were, even when a layer draws random numbers in training mode (so calling a probe
@@ -44,6 +56,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from bnlab.layers import (BatchNorm, DetachedBatchNorm, DriftingBatchNorm, FrozenBatchNorm, GhostBatchNorm, LpNorm,
+                          MeanOnlyBatchNorm, NoiseInjection, NoisyBatchNorm, ReestimatedBatchNorm, ScaleOnlyBatchNorm)
 from bnlab.probes.activations import ACTIVATION_TYPES
 from bnlab.probes.core import _check_model, _check_tensor, _device_of, preserved_state
 from bnlab.runtime import preserved_rng
@@ -53,12 +67,70 @@ __all__ = ["STATISTICS", "blocks", "frozen_statistics", "layer_jacobians", "inpu
 
 STATISTICS = ("frozen", "batch")
 
-_BN_TYPES: tuple[type[nn.Module], ...] = (nn.modules.batchnorm._BatchNorm,)
+# Layers whose training-mode output normalizes with the batch's mean and biased variance
+# (over every dimension but the channel one, or the parts of them the layer uses) and whose
+# eval mode is the same map with running_mean/running_var in their place: the eval-mode copy
+# with those set to the batch's computes the training-mode output. Exact classes only: a
+# subclass may change either mode. DriftingBatchNorm adds rate·t·direction in both modes, t
+# advanced by the training-mode pass as a training step would advance it.
+_BATCH_STATISTICS: tuple[type[nn.Module], ...] = (BatchNorm, DetachedBatchNorm, MeanOnlyBatchNorm,
+                                                  ScaleOnlyBatchNorm, DriftingBatchNorm,
+                                                  nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
+
+_UNDEFINED = ("the per-example Jacobian with frozen batch statistics (frozen_statistics, layer_jacobians, "
+              "input_output_jacobian, jacobian_spectra with statistics='frozen') is not defined for layer")
+_NOISE = ("in training mode it multiplies and shifts its output by fresh random noise at every call (Santurkar et "
+          "al. 2018, Algorithm 1), so the training-mode network is random and no copy with frozen statistics "
+          "computes it")
+_STORED = ("in training mode it normalizes with its stored statistics (running_mean/running_var, {when}), not "
+           "with the batch's, so a copy using the batch's statistics would compute another function")
+_ONE_DRAW = "use batch_jacobians or jacobian_spectra(..., statistics='batch') for one draw of the noise"
+_INSTEAD_BATCH = ("use batch_jacobians or jacobian_spectra(..., statistics='batch') (training mode, through the "
+                  "statistics the layer really uses)")
 
 
 def _is_batchnorm(m: nn.Module) -> bool:
-    from bnlab.layers import BatchNorm
-    return isinstance(m, _BN_TYPES + (BatchNorm,))
+    """A layer that normalizes with batch statistics in training (bnlab's BatchNorm and its subclasses, torch's)."""
+    return isinstance(m, (BatchNorm, nn.modules.batchnorm._BatchNorm))
+
+
+def _statistics_layers(model: nn.Module, batch: int) -> list[nn.Module]:
+    """The layers whose batch statistics ``frozen_statistics`` holds fixed, for a batch of ``batch`` examples.
+
+    Raises:
+        ValueError: a layer for which the copy cannot compute the training-mode output (see
+            ``frozen_statistics``), named with its module name and class.
+    """
+    out = []
+    for name, m in model.named_modules():
+        cls = type(m)
+        label = f"{_UNDEFINED} {name or '(the model itself)'!r} ({cls.__name__}): "
+        if cls in _BATCH_STATISTICS or cls is LpNorm:
+            out.append(m)
+        elif cls is GhostBatchNorm:
+            v = m.virtual_batch_size
+            if batch != v:
+                raise ValueError(label + f"in training mode it normalizes every ghost batch of virtual_batch_size={v} "
+                                 f"examples by that ghost batch's own statistics, so the {batch} examples of x do not "
+                                 f"share one mean and variance. Pass a batch of exactly {v} examples (one ghost batch: "
+                                 f"plain batch norm), or {_INSTEAD_BATCH}.")
+            out.append(m)
+        elif cls is NoisyBatchNorm:
+            raise ValueError(label + f"{_NOISE}. Probe the same weights without the noise (a norm='bn' network loads "
+                             f"its state_dict), or {_ONE_DRAW}.")
+        elif cls is NoiseInjection:
+            raise ValueError(label + f"{_NOISE}. Probe the same weights without the noise (nn.Identity in its place, "
+                             f"or a norm=None network), or {_ONE_DRAW}.")
+        elif cls in (ReestimatedBatchNorm, FrozenBatchNorm):
+            when = "fixed at the first training batch" if cls is FrozenBatchNorm else "re-estimated every few steps"
+            raise ValueError(label + _STORED.format(when=when) + f". Instead {_INSTEAD_BATCH}, or probe a norm='bn' "
+                             f"network.")
+        elif _is_batchnorm(m) or isinstance(m, (LpNorm, NoiseInjection)):
+            raise ValueError(label + "its class is not one whose training-mode statistics are known to be the batch's "
+                             "mean and variance (frozen_statistics knows BatchNorm, DetachedBatchNorm, "
+                             "MeanOnlyBatchNorm, ScaleOnlyBatchNorm, DriftingBatchNorm, GhostBatchNorm on one ghost "
+                             f"batch, LpNorm and nn.BatchNorm1d/2d/3d), so it will not guess. Instead {_INSTEAD_BATCH}.")
+    return out
 
 
 def _check_statistics(statistics: str) -> None:
@@ -100,48 +172,75 @@ def blocks(model: nn.Module) -> list[tuple[str, nn.Sequential]]:
 
 @torch.no_grad()
 def frozen_statistics(model: nn.Module, x: torch.Tensor) -> nn.Module:
-    """A copy of ``model`` in eval mode whose BN layers use the batch statistics of ``x``.
+    """A copy of ``model`` in eval mode whose normalization layers use the batch statistics of ``x``.
 
-    Every BN layer's running mean and running variance are replaced by the mean and the
-    biased variance of its input on the batch ``x`` (what training-mode BN divides by),
-    so the copy computes, example by example, exactly the training-mode output on ``x``,
-    with the statistics held fixed. Neither the model nor the random states (torch, NumPy,
-    ``random``) are changed.
+    The copy is run once in training mode on ``x``; every batch-norm layer's running mean and
+    running variance are then replaced by the mean and the biased variance of its input on
+    that batch (what training-mode BN divides by; an ℓp norm's running mean and scale by its
+    batch mean and ℓp scale), and the copy is switched to eval mode. It computes, example by
+    example, exactly the training-mode output on ``x``, with the statistics held fixed. Other
+    layers that differ between the modes (dropout) are in eval mode in that pass too, so for
+    a network with dropout the copy is the training-mode network with dropout off. Which
+    layers this holds for is listed in the module docstring; the others raise.
+
+    Neither the model nor the random states (torch, NumPy, ``random``) are changed.
 
     Shapes: x (B, ...) with B >= 2.
 
     Raises:
         TypeError: ``model`` not an ``nn.Module``; ``x`` not a floating-point tensor.
-        ValueError: B < 2.
         RuntimeError: the model cannot take ``x`` (torch's error).
+        ValueError: B < 2; or a layer for which no eval-mode copy computes the training-mode
+            output: a noisy layer ("noisy_bn", "noise": random in training), ``GhostBatchNorm``
+            with B not its ``virtual_batch_size`` (statistics per ghost batch),
+            ``ReestimatedBatchNorm``/``FrozenBatchNorm`` (training uses stored statistics),
+            or a batch-norm class it does not know. The message names the layer (module
+            name and class); ``batch_jacobians`` takes all of them.
     """
     _check_model(model)
     _check_tensor(x, "x")
     if x.shape[0] < 2:
         raise ValueError(f"batch statistics need a batch of at least 2 examples, got x of shape {tuple(x.shape)}")
+    _statistics_layers(model, x.shape[0])  # refuse before copying
     frozen = copy.deepcopy(model)
-    bns = [m for m in frozen.modules() if _is_batchnorm(m)]
+    layers = _statistics_layers(frozen, x.shape[0])
     stats: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
 
     def hook(m: nn.Module, inputs: tuple[torch.Tensor, ...]) -> None:
         z = inputs[0]
+        if isinstance(m, LpNorm):
+            stats[id(m)] = m.batch_statistics(z.to(m.running_mean.dtype))
+            return
         dims = [d for d in range(z.dim()) if d != 1]
         var, mean = torch.var_mean(z, dim=dims, correction=0)
         stats[id(m)] = (mean, var)
 
-    handles = [m.register_forward_pre_hook(hook) for m in bns]
+    handles = [m.register_forward_pre_hook(hook) for m in layers]
     try:
-        frozen.train()
+        frozen.eval()
+        for m in layers:
+            m.train()
         with preserved_rng():
             frozen(x.to(_device_of(frozen)))
     finally:
         for h in handles:
             h.remove()
-    for m in bns:
-        mean, var = stats[id(m)]
-        m.running_mean.copy_(mean)
-        m.running_var.copy_(var)
+    for m in layers:
+        if id(m) not in stats:
+            continue  # a layer the forward pass does not reach
+        centre, spread = stats[id(m)]
+        _set_buffer(m, "running_mean", centre)
+        _set_buffer(m, "running_scale" if isinstance(m, LpNorm) else "running_var", spread)
     return frozen.eval()
+
+
+def _set_buffer(m: nn.Module, name: str, value: torch.Tensor) -> None:
+    """Copy ``value`` into buffer ``name``; install it if the layer keeps none (track_running_stats=False)."""
+    buf = getattr(m, name)
+    if buf is None:
+        setattr(m, name, value.detach().clone())
+    else:
+        buf.copy_(value)
 
 
 def _per_example(block: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -184,7 +283,8 @@ def layer_jacobians(model: nn.Module, x: torch.Tensor,
     Args:
         model: an ``nn.Sequential`` (see ``blocks``), any mode; BN layers use the
             statistics of ``x`` (``frozen_statistics``), so for a BN net this is the
-            training-mode function at x, example by example.
+            training-mode function at x, example by example. A model without batch
+            statistics is differentiated in eval mode.
         x: (B, ...) a batch of inputs.
         examples: differentiate at the first ``examples`` inputs only (default all B); the BN
             statistics still come from the whole batch x.
@@ -194,15 +294,16 @@ def layer_jacobians(model: nn.Module, x: torch.Tensor,
 
     Raises:
         ValueError: ``examples`` not an int in 1..B; B < 2 in a model with BN layers; a model with no
-            nonlinearity to cut at (``blocks``).
+            nonlinearity to cut at (``blocks``); a layer for which the frozen-statistics Jacobian is
+            not defined (noisy layers, ghost BN over several ghost batches, re-estimated or frozen
+            BN, a batch-norm class it does not know: see ``frozen_statistics``), named in the message.
         TypeError: ``model`` not an ``nn.Sequential``; with BN layers, ``x`` not a floating-point tensor.
         AttributeError: ``model`` not an ``nn.Module``, or (without BN layers) ``x`` not a tensor.
         RuntimeError: the model cannot take ``x`` (torch's error).
     """
     n = _check_examples(examples, x)
     with preserved_rng():
-        net = frozen_statistics(model, x) if any(_is_batchnorm(m) for m in model.modules()) \
-            else copy.deepcopy(model).eval()
+        net = frozen_statistics(model, x) if _statistics_layers(model, x.shape[0]) else copy.deepcopy(model).eval()
         net = net.double()
         parts = blocks(net)
         x = x.to(_device_of(net)).double()
@@ -241,7 +342,8 @@ def batch_jacobians(model: nn.Module, x: torch.Tensor,
     statistics and parameters are left as they were. Every layer runs as in a training step,
     so for a layer that draws random numbers in training mode ("noisy_bn", "noise", dropout)
     the result is the Jacobian for one draw, made from a copy of the random states: the
-    states themselves (torch, NumPy, ``random``) are left as they were too.
+    states themselves (torch, NumPy, ``random``) are left as they were too. Every
+    normalization layer is taken as it is, including those ``frozen_statistics`` refuses.
 
     Args:
         model: an ``nn.Sequential`` (see ``blocks``).
