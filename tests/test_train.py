@@ -79,6 +79,17 @@ def test_eval_train_and_accuracy_at(small_fmnist):
     assert hist.accuracy_at(99) == hist.test_acc[1]
 
 
+def test_a_longer_run_starts_as_the_shorter_one(small_fmnist):
+    # notebook 08 reads the 3,000-step accuracy off its 10,000-step runs: the first k steps of a run
+    # must not depend on how many steps follow or how often it is evaluated
+    net = lambda: models.mlp(widths=(32, 32), norm="bn", activation="relu")
+    short = train.fit(net, small_fmnist, steps=120, lr=0.5, seed=2, eval_every=120, progress=False)
+    long = train.fit(net, small_fmnist, steps=300, lr=0.5, seed=2, eval_every=40, progress=False)
+    assert np.array_equal(long.train_loss[:120], short.train_loss)
+    assert long.accuracy_at(120) == short.final_accuracy
+    assert long.final_accuracy != short.final_accuracy
+
+
 def test_tuple_data_and_batch_of_one_with_bn_is_refused(small_fmnist):
     d = small_fmnist
     tup = (d.x_train[:600], d.y_train[:600], d.x_test[:100], d.y_test[:100])
