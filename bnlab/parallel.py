@@ -25,6 +25,7 @@ import os
 import pickle
 import signal
 import sys
+import threading
 import traceback
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -118,6 +119,34 @@ def _worker_run(index: int) -> tuple[bool, bytes | str]:
         return False, traceback.format_exc()
 
 
+class _DeferredInterrupt:
+    """Turn Ctrl-C into a flag while the parent waits on its workers.
+
+    A ``KeyboardInterrupt`` raised at an arbitrary point of ``concurrent.futures.wait``
+    can leave a future's lock held by the main thread (its lock-acquiring context
+    manager is entered but not yet exited), after which stopping the pool deadlocks.
+    Inside this context SIGINT only sets ``requested``; the caller checks it between
+    waits and raises ``KeyboardInterrupt`` where nothing is half done. Outside the main
+    thread (where handlers cannot be installed) it changes nothing.
+    """
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._old: Any = None
+
+    def _handler(self, signum: int, frame: Any) -> None:
+        self.requested = True
+
+    def __enter__(self) -> "_DeferredInterrupt":
+        if threading.current_thread() is threading.main_thread():
+            self._old = signal.signal(signal.SIGINT, self._handler)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._old is not None:
+            signal.signal(signal.SIGINT, self._old)
+
+
 def _stop(pool: ProcessPoolExecutor) -> None:
     """Cancel what has not started and end every worker now."""
     procs = list((getattr(pool, "_processes", None) or {}).values())   # shutdown() forgets them
@@ -179,27 +208,13 @@ def run_tasks(task: Callable[[int], Any], n_tasks: int, describe: Callable[[int]
         ctx = mp.get_context("fork")
         pool = ProcessPoolExecutor(max_workers=n, mp_context=ctx, initializer=_worker_init)
         try:
-            pending: dict[Future, int] = {pool.submit(_worker_run, i): i for i in range(n_tasks)}
-            while pending:
-                done, _ = wait(pending, return_when=FIRST_COMPLETED)
-                for fut in done:
-                    i = pending.pop(fut)
-                    try:
-                        ok, payload = fut.result()
-                    except BrokenProcessPool:
-                        unfinished = sorted([i, *pending.values()])
-                        shown = "; ".join(describe(k) for k in unfinished[:5])
-                        more = f" and {len(unfinished) - 5} more" if len(unfinished) > 5 else ""
-                        raise WorkerDied(
-                            f"a worker process was killed before it finished (by the operating system, "
-                            f"e.g. out of memory); unfinished: {shown}{more}. Run fewer at once with "
-                            "workers= or BNLAB_WORKERS, or workers=1 to run them one after another."
-                        ) from None
-                    if not ok:
-                        raise TaskError(f"{describe(i)} failed in a worker process. Its traceback:\n{payload}")
-                    results[i] = pickle.loads(payload)  # type: ignore[arg-type]
-                    if bar is not None:
-                        bar.update(1)
+            with _DeferredInterrupt() as interrupt:
+                pending: dict[Future, int] = {pool.submit(_worker_run, i): i for i in range(n_tasks)}
+                while pending:
+                    done, _ = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+                    if interrupt.requested:
+                        raise KeyboardInterrupt
+                    _collect(done, pending, results, describe, bar)
         except BaseException:
             _stop(pool)
             raise
@@ -209,3 +224,26 @@ def run_tasks(task: Callable[[int], Any], n_tasks: int, describe: Callable[[int]
         _TASK = None
         if bar is not None:
             bar.close()
+
+
+def _collect(done: set[Future], pending: dict[Future, int], results: list[Any],
+             describe: Callable[[int], str], bar: Any) -> None:
+    """Move the finished futures' results into ``results`` (raising for a failed task or a dead worker)."""
+    for fut in done:
+        i = pending.pop(fut)
+        try:
+            ok, payload = fut.result()
+        except BrokenProcessPool:
+            unfinished = sorted([i, *pending.values()])
+            shown = "; ".join(describe(k) for k in unfinished[:5])
+            more = f" and {len(unfinished) - 5} more" if len(unfinished) > 5 else ""
+            raise WorkerDied(
+                f"a worker process was killed before it finished (by the operating system, "
+                f"e.g. out of memory); unfinished: {shown}{more}. Run fewer at once with "
+                "workers= or BNLAB_WORKERS, or workers=1 to run them one after another."
+            ) from None
+        if not ok:
+            raise TaskError(f"{describe(i)} failed in a worker process. Its traceback:\n{payload}")
+        results[i] = pickle.loads(payload)  # type: ignore[arg-type]
+        if bar is not None:
+            bar.update(1)

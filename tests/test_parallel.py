@@ -221,3 +221,16 @@ def test_the_callers_random_state_does_not_depend_on_the_worker_count(small_fmni
     untouched = (torch.rand(3), np.random.rand(3))
     for workers in (1, 2):
         assert torch.equal(after[workers][0], untouched[0]) and np.array_equal(after[workers][1], untouched[1])
+
+
+def test_an_interrupt_while_waiting_is_deferred_to_a_safe_point():
+    # Ctrl-C inside the wait only sets a flag (a KeyboardInterrupt raised half-way through
+    # concurrent.futures.wait can leave a future's lock held and deadlock the shutdown);
+    # the previous handler comes back afterwards
+    before = signal.getsignal(signal.SIGINT)
+    with parallel._DeferredInterrupt() as interrupt:
+        assert not interrupt.requested
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.05)
+        assert interrupt.requested
+    assert signal.getsignal(signal.SIGINT) is before
