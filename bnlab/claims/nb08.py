@@ -31,8 +31,9 @@ CLAIMS: tuple[Claim, ...] = (
         verdict='depends on the setting', explanation=None,
         why='BN after the sigmoid is ahead on every seed (paired mean ± SE +0.010 ± 0.003 at lr 0.1, two of six '
             'seeds within resolution; +0.024 ± 0.006 at lr 0.5), but for ReLU, the case Mishkin measured, after − before is −0.003 ± 0.004 (lr 0.1) and '
-            '−0.011 ± 0.005 (lr 0.5), and −0.016 ± 0.003 at lr 0.5 after 10,000 steps (every seed negative, higher '
-            'training loss): his gain does not carry over to this MLP.',
+            '−0.011 ± 0.005 (lr 0.5), and at lr 0.5 after 10,000 steps −0.016 ± 0.003 (−0.011 ± 0.001 averaged over '
+            '6,000–10,000 steps, every seed negative, with a higher training loss): his gain does not carry over '
+            'to this MLP.',
     ),
     Claim(
         id='gamma-beta', notebook='08',
@@ -50,9 +51,10 @@ CLAIMS: tuple[Claim, ...] = (
                   f'lr 0.5, 3,000 steps, {_ACC}', '>', 0.0, asserted=False),
         ),
         verdict='depends on the setting', explanation=None,
-        why='At lr 0.5, γ, β are worth +0.012 ± 0.003 before a sigmoid (every seed); after ReLU +0.009 ± 0.005 '
-            '(−0.006 to +0.020) is not resolved and leans towards γ, β helping, the opposite sign to Mishkin\'s: '
-            'neither "better without" nor a uniform size of their benefit holds.',
+        why='At lr 0.5, γ, β are worth +0.012 ± 0.003 before a sigmoid (every seed), where they extend what the '
+            'net can represent; after ReLU, where the next Linear layer absorbs them (a pure test of learning '
+            'dynamics), +0.009 ± 0.005 (−0.006 to +0.020) is not resolved and leans towards γ, β helping, the '
+            'opposite sign to Mishkin\'s: neither "better without" nor a uniform size of their benefit holds.',
     ),
     Claim(
         id='bn-only-training', notebook='08',
@@ -157,7 +159,7 @@ CLAIMS: tuple[Claim, ...] = (
         checks=(
             Check('pooled-kurtosis-plain-minus-bn', 'smallest (plain − BN) pooled excess kurtosis of the layer-1 '
                   'pre-activations over seeds, trained nets, train mode, 1,000 test images', '>', 0.25),
-            Check('pooled-kurtosis-lsuv-minus-bn', 'smallest (plain + LSUV − BN) pooled excess kurtosis of the '
+            Check('pooled-kurtosis-lsuv-minus-bn', 'smallest (well-scaled start − BN) pooled excess kurtosis of the '
                   'layer-1 pre-activations over seeds, trained nets, train mode, 1,000 test images', '>', 0.25,
                   asserted=False),
             Check('gelu-minus-relu-bn', f'|mean paired (GELU − ReLU)| with BN over seeds, 3,000 steps, {_ACC}',
@@ -166,7 +168,7 @@ CLAIMS: tuple[Claim, ...] = (
         verdict='mixed', explanation=None,
         why='Units are near-Gaussian with or without BN (BN, affine per unit, cannot change their kurtosis); '
             'BN makes the pooled layer histogram Gaussian (plain − BN 1.98 ± 0.14, ≥ 1.23 on seeds 0–8), but a '
-            'well-scaled start does most of that (plain + LSUV − BN 0.58 ± 0.09); GELU ≈ ReLU with BN '
+            'well-scaled start does most of that (well-scaled start − BN 0.58 ± 0.09); GELU ≈ ReLU with BN '
             '(+0.0015 ± 0.0029).',
     ),
     Claim(
@@ -197,8 +199,8 @@ CLAIMS: tuple[Claim, ...] = (
         checks=(
             Check('norm-ratio-wd', 'largest ‖W₂(1500)‖/‖W₂(0)‖ over seeds, weight decay 5·10⁻⁴', '<', 0.99),
             Check('equilibrium-angle', 'mean angle per step of W₂ over the last 1,000 of 3,000 steps ÷ √(2ηλ), '
-                  'λ = 5·10⁻³ (2–3 time constants 1/(2ηλ) in), mean over seeds (band set after an earlier '
-                  '5,000-step run)', 'between', (0.7, 1.3),
+                  'λ = 5·10⁻³ (six time constants 1/(4ηλ) of the norm in), mean over seeds (band set after an '
+                  'earlier 5,000-step run)', 'between', (0.7, 1.3),
                   asserted=False),
             Check('accuracy-fc-only-decay', f'mean paired (λ = 5·10⁻³ on fc1–fc3 only − λ = 0) over seeds, '
                   f'3,000 steps, {_ACC}', '<', -0.01, asserted=False),
@@ -208,8 +210,9 @@ CLAIMS: tuple[Claim, ...] = (
         verdict='supported', explanation='learning-rate',
         why='‖W₂‖ grows without weight decay (by construction) and shrinks with it (×0.975–0.979 at 1,500 steps, '
             'λ = 5·10⁻⁴), η/‖W‖² rises with λ, the angle per step approaches √(2ηλ) from below in layers 2–3 '
-            '(0.71 of it in layer 2 after 3,000 steps at λ = 5·10⁻³; equilibrium not reached; layer 1 overshoots '
-            'at λ = 5·10⁻⁴), '
+            '(0.71 of it in layer 2 after 3,000 steps at λ = 5·10⁻³, six time constants: the drifting gradient '
+            'scale holds it back; layer 1 overshoots at λ = 5·10⁻⁴), the train − test gap does not shrink with '
+            'weight decay (about 0.02 in every arm), '
             'and decaying only the scale-invariant fc1–fc3 costs about as much accuracy as decaying everything '
             '(λ = 5·10⁻³: −0.033 ± 0.007 vs −0.036 ± 0.005; λ = 5·10⁻⁴: −0.004 ± 0.001 vs −0.005 ± 0.001).',
     ),
